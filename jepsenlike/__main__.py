@@ -1,0 +1,5 @@
+import sys
+
+from jepsenlike.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the jepsenlike CLI, one module each."""

@@ -1,0 +1,1 @@
+"""Reference systems under test: the shared kv state machine, Raft and Paxos."""

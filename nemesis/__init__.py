@@ -1,0 +1,1 @@
+"""Fault plugins: partition, kill, pause, clock, slow network."""
