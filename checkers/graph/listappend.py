@@ -1,0 +1,556 @@
+"""List-append: version orders from reads, then dependency edges and anomalies.
+
+Theory of operation
+-------------------
+Workload. Transactions of micro-ops ``["append", k, v]`` (``v`` unique per key)
+and ``["r", k, list]``; single ops ``append`` (key, value) and ``read`` (key,
+value list) are one-micro-op transactions. A read returns the whole list, so
+every read of ``k`` is a prefix of the one version order of ``k``.
+
+Version order. For each key the longest (duplicate-free) read is the
+candidate order; every other read must be a prefix of it. A read that is not
+is an ``incompatible-order`` anomaly, and is left out of edge inference. A
+read listing an element twice is ``duplicate-elements``.
+
+Elements of the order are attributed to their appending transaction:
+
+* appended by nobody: ``garbage-read`` (a read of a value never written);
+* appended by a ``fail`` transaction: ``G1a`` (aborted read);
+* appended by an ``info`` transaction: that transaction happened, and becomes a
+  graph node.
+
+Edges (between node transactions), per key with order ``e1 .. en``:
+
+* ww: writer(e_i) -> writer(e_i+1) when they differ;
+* wr: the writer of a read's last element -> the reader;
+* rw: a reader of ``e1 .. em`` -> the writer of ``e_m+1`` (the next version).
+
+Only a transaction's *external* read of a key counts for wr/rw: its first read
+of the key, if it did not append to the key before. Later reads include the
+transaction's own appends and say nothing new about other transactions.
+
+Other non-cycle anomalies:
+
+* ``internal``: a transaction's read disagrees with its own earlier reads and
+  appends of that key (it must see what it read plus what it appended), or
+  contains an element the transaction itself appends only later;
+* ``G1b`` (intermediate read): a read whose last element is one that its
+  writer followed with another append to the same key;
+* ``lost-append``: an acknowledged append that no read ever observed, while a
+  read of that key began after the append completed (that read, and any later
+  one, should contain it). Appends seen by some read but missing from a later
+  read are stale reads and show up as ``-realtime`` cycles instead.
+
+The graph is then searched for cycles (:mod:`.cycles`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from jepsenlike.errors import HistoryError
+from jepsenlike.history import History
+
+from .core import RW, WR, WW, DepGraph, Txn
+
+APPEND_FS = ("append",)
+READ_FS = ("r", "read")
+_MAX_REPORTS = 50  # per non-cycle anomaly type
+_PLAIN = frozenset((int, str, float, bool))
+
+
+def _mop(m: Any, where: str) -> tuple[str, Any, Any]:
+    if not isinstance(m, (list, tuple)) or len(m) != 3:
+        raise HistoryError(f"{where}: a micro-op must be [f, key, value], got {m!r}")
+    f, k, v = m
+    if f not in APPEND_FS and f not in READ_FS:
+        raise HistoryError(
+            f"{where}: micro-op f={f!r} is not a list-append op; expected 'append' or 'r'"
+        )
+    try:
+        hash(k)
+    except TypeError:
+        raise HistoryError(f"{where}: micro-op key must be a string or number, got {k!r}") from None
+    if f in READ_FS:
+        if v is not None and not isinstance(v, list):
+            raise HistoryError(f"{where}: a read's value must be a list or null, got {v!r}")
+        return "r", k, v
+    try:
+        hash(v)
+    except TypeError:
+        raise HistoryError(f"{where}: an appended element must be hashable, got {v!r}") from None
+    return "append", k, v
+
+
+def prepare(history: History) -> tuple[list[Txn], Counter[str]]:
+    """Turn client (invocation, completion) pairs into :class:`Txn` records."""
+    txns: list[Txn] = []
+    ignored: Counter[str] = Counter()
+    src = history.source
+    for inv, comp in history.pairs():
+        typ = "info" if comp is None else comp.type
+        f = inv.f
+        where = f"{src}: op {inv.index if comp is None else comp.index}" if f != "txn" else ""
+        if f == "txn":
+            raw = comp.value if typ == "ok" else inv.value
+            if not isinstance(raw, list):
+                where = f"{src}: op {inv.index if comp is None else comp.index}"
+                raise HistoryError(f"{where}: a txn value must be a list of micro-ops, got {raw!r}")
+            mops = []
+            for m in raw:
+                # fast path for well-formed micro-ops; _mop explains anything else
+                if type(m) is list and len(m) == 3:
+                    mf, k, v = m
+                    if mf == "append" and type(v) in _PLAIN and type(k) in _PLAIN:
+                        mops.append(("append", k, v))
+                        continue
+                    if mf == "r" and (v is None or type(v) is list) and type(k) in _PLAIN:
+                        mops.append(("r", k, v))
+                        continue
+                mops.append(_mop(m, f"{src}: op {inv.index if comp is None else comp.index}"))
+        elif f == "append":
+            mops = [_mop(["append", inv.key, inv.value], where)]
+        elif f == "read":
+            mops = [_mop(["r", inv.key, comp.value if typ == "ok" else None], where)]
+        else:
+            ignored[f] += 1
+            continue
+        txns.append(
+            Txn(len(txns), inv.index, None if comp is None else comp.index, inv.process, typ, f, mops)
+        )
+    return txns, ignored
+
+
+def _short(lst: list[Any], keep: int = 4) -> str:
+    if len(lst) <= keep:
+        return repr(list(lst))
+    tail = ", ".join(repr(x) for x in lst[-keep:])
+    return f"[... {len(lst) - keep} more, {tail}]"
+
+
+class ListAppendAnalysis:
+    """Version orders, non-cycle anomalies and data edges of a list-append history."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.txns, self.ignored = prepare(history)
+        self.anomalies: list[dict[str, Any]] = []
+        self.counts: Counter[str] = Counter()
+        # key -> element -> the txn that appended it; key -> elements a txn
+        # appended and then followed with another append to the same key
+        self.writer: dict[Any, dict[Any, Txn]] = {}
+        self.intermediate: dict[Any, set[Any]] = {}
+        self.order: dict[Any, list[Any]] = {}
+        self.order_source: dict[Any, Txn] = {}
+        self.pos: dict[Any, dict[Any, int]] = {}
+        # external reads: list of (txn, key, list); all ok reads for order recovery
+        self.external: list[tuple[Txn, Any, list[Any]]] = []
+        self.incompatible: set[tuple[int, Any]] = set()
+        self.micro_ops = 0
+        self._index()
+        self._orders()
+        self._attribute()
+        self._intermediate_reads()
+        self._lost_appends()
+        self._internal()
+
+    # ------------------------------------------------------------------ anomalies
+
+    def _report(self, kind: str, record: dict[str, Any]) -> None:
+        self.counts[kind] += 1
+        if self.counts[kind] <= _MAX_REPORTS:
+            record["type"] = kind
+            self.anomalies.append(record)
+
+    # ------------------------------------------------------------------ passes
+
+    def _index(self) -> None:
+        writer = self.writer
+        inter = self.intermediate
+        reads: dict[Any, list[tuple[Txn, list[Any]]]] = {}
+        self.reads = reads
+        dup_appends = 0
+        for t in self.txns:
+            self.micro_ops += len(t.mops)
+            appended: dict[Any, Any] = {}
+            seen_read: set[Any] = set()
+            for f, k, v in t.mops:
+                if f == "append":
+                    w = writer.get(k)
+                    if w is None:
+                        w = writer[k] = {}
+                    prev_w = w.get(v)
+                    if prev_w is None:
+                        w[v] = t
+                    else:
+                        dup_appends += 1
+                        if prev_w.type == "fail" and t.type != "fail":
+                            w[v] = t  # a failed append cannot be the one that was read
+                    prev = appended.get(k)
+                    if prev is not None:
+                        inter.setdefault(k, set()).add(prev)
+                    appended[k] = v
+                elif t.type == "ok":
+                    if v is None:  # an ok read of null is the empty list
+                        v = []
+                    r = reads.get(k)
+                    if r is None:
+                        r = reads[k] = []
+                    r.append((t, v))
+                    if k not in seen_read and k not in appended:
+                        self.external.append((t, k, v))
+                    seen_read.add(k)
+        self.duplicate_appends = dup_appends
+
+    def _orders(self) -> None:
+        for k, rs in self.reads.items():
+            longest: list[Any] | None = None
+            source: Txn | None = None
+            for t, lst in rs:
+                try:
+                    distinct = len(set(lst))
+                except TypeError:
+                    raise HistoryError(
+                        f"{self.history.source}: op {t.index}: read of key {k!r} lists an "
+                        f"element that is not a string or number: {lst!r}"
+                    ) from None
+                if distinct != len(lst):
+                    dups = [e for e, c in Counter(lst).items() if c > 1]
+                    self._report(
+                        "duplicate-elements",
+                        {
+                            "ops": [t.index],
+                            "key": k,
+                            "elements": dups,
+                            "read": lst,
+                            "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, "
+                            f"which lists {', '.join(map(repr, dups[:5]))} more than once",
+                        },
+                    )
+                    self.incompatible.add((t.id, k))
+                    continue
+                if longest is None or len(lst) > len(longest):
+                    longest, source = lst, t
+            if longest is None:
+                continue
+            assert source is not None
+            self.order[k] = longest
+            self.order_source[k] = source
+            for t, lst in rs:
+                if (t.id, k) in self.incompatible:
+                    continue
+                n = len(lst)
+                if n and (lst[-1] != longest[n - 1] or lst != longest[:n]):
+                    self.incompatible.add((t.id, k))
+                    i = next(i for i in range(n) if lst[i] != longest[i])
+                    self._report(
+                        "incompatible-order",
+                        {
+                            "ops": [source.index, t.index],
+                            "key": k,
+                            "reads": [longest, lst],
+                            "explanation": f"op {source.index} read key {k!r} = {_short(longest)} but "
+                            f"op {t.index} read {_short(lst)}; they disagree at position {i} "
+                            f"({longest[i]!r} vs {lst[i]!r}), so no single order of appends "
+                            "explains both",
+                        },
+                    )
+            self.pos[k] = {e: i for i, e in enumerate(longest)}
+
+    def _readers_of(self, k: Any, e: Any) -> list[Txn]:
+        out = []
+        for t, lst in self.reads.get(k, ()):
+            if e in lst:
+                out.append(t)
+        return out
+
+    def _attribute(self) -> None:
+        """Check each read element's writer; observed info appends become nodes."""
+        for k, order in self.order.items():
+            w = self.writer.get(k, {})
+            for e in order:
+                t = w.get(e)
+                if t is None or t.type == "fail":
+                    self._bad_element(k, e, t)
+                elif not t.node:
+                    t.node = True
+        # elements only in incompatible reads
+        for tid, k in self.incompatible:
+            t = self.txns[tid]
+            pos = self.pos.get(k, {})
+            w = self.writer.get(k, {})
+            for f, kk, lst in t.mops:
+                if f != "r" or kk != k or lst is None:
+                    continue
+                for e in lst:
+                    if e in pos:
+                        continue
+                    wt = w.get(e)
+                    if wt is None or wt.type == "fail":
+                        self._bad_element(k, e, wt)
+                    elif not wt.node:
+                        wt.node = True
+
+    def _bad_element(self, k: Any, e: Any, t: Txn | None) -> None:
+        readers = self._readers_of(k, e)
+        if not readers:
+            return
+        first = readers[0]
+        idxs = [r.index for r in readers[:10]]
+        if t is None:
+            self._report(
+                "garbage-read",
+                {
+                    "ops": idxs,
+                    "key": k,
+                    "element": e,
+                    "explanation": f"op {first.index} read {e!r} in key {k!r}, but no "
+                    f"transaction ever appended {e!r} to {k!r}",
+                },
+            )
+        else:
+            self._report(
+                "G1a",
+                {
+                    "ops": [t.index, *idxs],
+                    "key": k,
+                    "element": e,
+                    "writer": t.to_dict(),
+                    "explanation": f"op {first.index} read {e!r} in key {k!r}, which was "
+                    f"appended by op {t.index}, and op {t.index} failed (aborted read)",
+                },
+            )
+
+    def _intermediate_reads(self) -> None:
+        if not self.intermediate:
+            return
+        for t, k, lst in self.external:
+            inter = self.intermediate.get(k)
+            if not inter or not lst or (t.id, k) in self.incompatible:
+                continue
+            e = lst[-1]
+            if e in inter:
+                w = self.writer[k][e]
+                if w is not t and w.type != "fail":
+                    self._report(
+                        "G1b",
+                        {
+                            "ops": [w.index, t.index],
+                            "key": k,
+                            "element": e,
+                            "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, ending "
+                            f"in {e!r}; but op {w.index} appended {e!r} and then appended more "
+                            f"to {k!r}, so op {t.index} saw an intermediate state of op {w.index}",
+                        },
+                    )
+
+    def _lost_appends(self) -> None:
+        for k, w in self.writer.items():
+            rs = self.reads.get(k)
+            if not rs:
+                continue
+            pos = self.pos.get(k, {})
+            observed = set(pos)
+            for tid, kk in self.incompatible:
+                if kk == k:
+                    for f, k2, lst in self.txns[tid].mops:
+                        if f == "r" and k2 == k and lst:
+                            observed.update(lst)
+            lost = sorted(
+                (
+                    (t.complete, e, t)
+                    for e, t in w.items()
+                    if t.type == "ok" and e not in observed and t.complete is not None
+                ),
+                key=lambda x: x[0],
+            ) if len(observed) < len(w) else []
+            if not lost:
+                continue
+            first_c = lost[0][0]
+            later = [t for t, _ in rs if t.invoke > first_c]
+            if not later:
+                continue
+            reader = min(later, key=lambda t: t.invoke)
+            missing = [(c, e, t) for c, e, t in lost if c < reader.invoke]
+            elems = [e for _, e, _ in missing]
+            self._report(
+                "lost-append",
+                {
+                    "ops": [t.index for _, _, t in missing[:10]] + [reader.index],
+                    "key": k,
+                    "elements": elems,
+                    "explanation": f"op {missing[0][2].index} appended {elems[0]!r} to key {k!r} "
+                    f"and was acknowledged, yet op {reader.index}, which began after that, "
+                    f"read {k!r} without it, and no read ever saw it"
+                    + (f" ({len(elems)} such appends)" if len(elems) > 1 else ""),
+                },
+            )
+
+    def _internal(self) -> None:
+        """A transaction's reads must agree with its own earlier reads and appends."""
+        for t in self.txns:
+            mops = t.mops
+            if t.type != "ok" or len(mops) < 2:
+                continue
+            if len({k for _, k, _ in mops}) == len(mops):
+                continue  # every key touched once: nothing to compare
+            state: dict[Any, list[Any]] = {}  # key -> [last read or None, own appends since]
+            later: dict[Any, set[Any]] = {}  # key -> elements this txn appends further on
+            for f, k, v in reversed(t.mops):
+                if f == "append":
+                    later.setdefault(k, set()).add(v)
+            for f, k, v in t.mops:
+                if f == "append":
+                    later[k].discard(v)
+                s = state.get(k)
+                if f == "append":
+                    if s is None:
+                        state[k] = [None, [v]]
+                    else:
+                        s[1].append(v)
+                    continue
+                lst = [] if v is None else v
+                future = later.get(k)
+                if future and not future.isdisjoint(lst):
+                    e = next(x for x in lst if x in future)
+                    self._report(
+                        "internal",
+                        {
+                            "ops": [t.index],
+                            "key": k,
+                            "read": lst,
+                            "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, which "
+                            f"contains {e!r}, an element the same transaction only appends later",
+                        },
+                    )
+                    state[k] = [lst, []]
+                    continue
+                if s is not None:
+                    prefix, own = s
+                    if prefix is None:
+                        good = len(lst) >= len(own) and lst[len(lst) - len(own):] == own
+                        expected = f"a list ending in {_short(own)}"
+                    else:
+                        good = lst == prefix + own
+                        expected = _short(prefix + own)
+                    if not good:
+                        self._report(
+                            "internal",
+                            {
+                                "ops": [t.index],
+                                "key": k,
+                                "read": lst,
+                                "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, "
+                                f"but its own earlier reads and appends imply {expected}",
+                            },
+                        )
+                state[k] = [lst, []]
+
+    # ------------------------------------------------------------------ edges
+
+    def _writer_of(self, k: Any, e: Any) -> Txn | None:
+        t = self.writer.get(k, {}).get(e)
+        if t is None or not t.node:
+            return None
+        return t
+
+    def _next_writer(self, k: Any, start: int, exclude: Txn | None) -> tuple[Txn, Any] | None:
+        """The first valid writer at or after ``start`` in the order of ``k``."""
+        order = self.order.get(k)
+        if order is None:
+            return None
+        w = self.writer.get(k, {})
+        for i in range(start, len(order)):
+            t = w.get(order[i])
+            if t is not None and t.node:
+                if t is exclude:
+                    return None
+                return t, order[i]
+        return None
+
+    def add_data_edges(self, g: DepGraph) -> None:
+        adj = g.adj
+        for k, order in self.order.items():
+            w = self.writer.get(k, {})
+            prev = -1
+            for e in order:
+                t = w.get(e)
+                if t is None or not t.node:
+                    continue
+                tid = t.id
+                if prev >= 0 and prev != tid:
+                    d = adj[prev]
+                    d[tid] = d.get(tid, 0) | WW
+                prev = tid
+        incompatible = self.incompatible
+        writer = self.writer
+        empty: dict[Any, Txn] = {}
+        last_key = object()
+        wk: dict[Any, Txn] = empty
+        order: list[Any] = []
+        for t, k, lst in self.external:
+            if incompatible and (t.id, k) in incompatible:
+                continue
+            if k != last_key:
+                wk = writer.get(k, empty)
+                order = self.order[k]
+                last_key = k
+            tid = t.id
+            n = len(lst)
+            if n:
+                wt = wk.get(lst[-1])
+                if wt is not None and wt.node and wt is not t:
+                    d = adj[wt.id]
+                    d[tid] = d.get(tid, 0) | WR
+            if n < len(order):
+                wt = wk.get(order[n])
+                if wt is None or not wt.node:
+                    nxt = self._next_writer(k, n, t)
+                    wt = nxt[0] if nxt else None
+                if wt is not None and wt is not t:
+                    d = adj[tid]
+                    v = wt.id
+                    d[v] = d.get(v, 0) | RW
+
+    # ------------------------------------------------------------------ explanations
+
+    def explain(self, a: Txn, b: Txn, rel: int, names: dict[int, str]) -> str:
+        """Why ``a`` precedes ``b`` by data relation ``rel``; ``names`` names cycle members."""
+        na, nb = names[a.id], names[b.id]
+        if rel == WW:
+            for f, k, e in a.mops:
+                if f != "append":
+                    continue
+                p = self.pos.get(k, {}).get(e)
+                if p is None:
+                    continue
+                nxt = self._next_writer(k, p + 1, None)
+                while nxt is not None and nxt[0] is a:
+                    nxt = self._next_writer(k, self.pos[k][nxt[1]] + 1, None)
+                if nxt is not None and nxt[0] is b:
+                    src = self.order_source[k]
+                    return (
+                        f"{na} appended {e!r} to key {k!r} and {nb}'s append of {nxt[1]!r} "
+                        f"comes after it in the version order of {k!r} "
+                        f"(observed by op {src.index})"
+                    )
+        elif rel == WR:
+            for t, k, lst in self.external:
+                if t is b and lst:
+                    wt = self.writer.get(k, {}).get(lst[-1])
+                    if wt is a:
+                        return (
+                            f"{nb} read key {k!r} = {_short(lst)}, observing {na}'s append "
+                            f"of {lst[-1]!r}"
+                        )
+        elif rel == RW:
+            for t, k, lst in self.external:
+                if t is a and (t.id, k) not in self.incompatible:
+                    nxt = self._next_writer(k, len(lst), t)
+                    if nxt is not None and nxt[0] is b:
+                        return (
+                            f"{na} read key {k!r} = {_short(lst)}, which does not yet contain "
+                            f"{nb}'s append of {nxt[1]!r}, the next version of {k!r}"
+                        )
+        return f"{na} < {nb} by a {rel} dependency"
