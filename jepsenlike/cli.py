@@ -23,7 +23,7 @@ EXIT_UNKNOWN = 2
 EXIT_ERROR = 255
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["check"]
+COMMANDS = ["check", "run", "analyze"]
 
 
 def exit_code_for(valid: object) -> int:
@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jepsenlike: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a crash must not exit 1, which means "invalid"
+        import traceback
+
+        traceback.print_exc()
+        print("jepsenlike: crashed (a bug in jepsenlike; please report it)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

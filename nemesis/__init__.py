@@ -1,1 +1,34 @@
-"""Fault plugins: partition, kill, pause, clock, slow network."""
+"""Fault plugins: the nemesis interface, targets, packages, and the built-in faults.
+
+``kill`` and ``pause`` ship now; partitions and clocks come next. See
+:mod:`jepsenlike.nemesis.package` for how to add one.
+"""
+
+from jepsenlike.nemesis.core import (
+    Composed,
+    FaultOp,
+    Nemesis,
+    NemesisContext,
+    NemesisContractError,
+    Validate,
+    compose,
+    refusal,
+)
+from jepsenlike.nemesis.package import (
+    NEMESES,
+    NemesisPackage,
+    PackageOptions,
+    ScheduledFault,
+    build_packages,
+    nemesis_names,
+    plan_schedule,
+    register_nemesis,
+)
+from jepsenlike.nemesis.targets import TARGET_SPECS, parse_target_spec, resolve_targets
+
+__all__ = [
+    "NEMESES", "TARGET_SPECS", "Composed", "FaultOp", "Nemesis", "NemesisContext",
+    "NemesisContractError", "NemesisPackage", "PackageOptions", "ScheduledFault", "Validate",
+    "build_packages", "compose", "nemesis_names", "parse_target_spec", "plan_schedule",
+    "refusal", "register_nemesis", "resolve_targets",
+]

@@ -1,0 +1,58 @@
+"""The in-process stand-in of the ``local`` backend, for ``in_process`` systems.
+
+An in-process system (``memory``) has no processes to signal; this backend
+builds its cluster object and forwards ``kill``/``restart``/``pause``/``resume``
+to the cluster's fault switches, which simulate what the signals would do (see
+:mod:`jepsenlike.systems.memory`). It advertises the same capabilities as the
+``local`` backend so that the same nemeses run against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jepsenlike.backends.base import KILL, PAUSE, Backend
+from jepsenlike.systems.base import NodeSpec, System
+
+
+class InProcessBackend(Backend):
+    name = "local"
+    capabilities = frozenset({KILL, PAUSE})
+
+    def __init__(self, system: System, n_nodes: int, *, bug: str | None = None, seed: int = 0) -> None:
+        super().__init__()
+        self.system = system
+        self.nodes = [NodeSpec(f"n{i + 1}", f"mem:n{i + 1}", f"mem:n{i + 1}", "") for i in range(n_nodes)]
+        self.bug = bug
+        self.seed = seed
+        self.cluster: Any = None
+        self.state = {n.id: "up" for n in self.nodes}
+
+    def start(self) -> None:
+        self.cluster = self.system.make_cluster(self.node_ids, bug=self.bug, seed=self.seed)
+
+    def teardown(self) -> None:
+        if self.cluster is not None:
+            for nid in self.node_ids:
+                self.cluster.resume(nid)
+
+    def kill(self, node_id: str) -> None:
+        self.cluster.kill(node_id)
+        self.state[node_id] = "killed"
+
+    def restart(self, node_id: str) -> None:
+        self.cluster.restart(node_id)
+        self.state[node_id] = "up"
+
+    def pause(self, node_id: str) -> None:
+        if self.state[node_id] == "up":
+            self.cluster.pause(node_id)
+            self.state[node_id] = "paused"
+
+    def resume(self, node_id: str) -> None:
+        if self.state[node_id] == "paused":
+            self.cluster.resume(node_id)
+            self.state[node_id] = "up"
+
+    def node_state(self, node_id: str) -> str:
+        return self.state[node_id]

@@ -1,0 +1,351 @@
+"""The ``local`` backend: every node is a process on this host.
+
+Theory of operation
+-------------------
+:meth:`LocalBackend.start` picks free loopback ports (a client and a peer
+port per node, by binding port 0 and reading back what the kernel chose),
+creates ``<run_dir>/nodes/<id>/data``, and launches each node with the
+system's command line in a *new session*, so the node is the leader of its
+own process group: signals go to the whole group (``os.killpg``), and a
+Ctrl-C typed at the harness's terminal reaches the harness only, which then
+tears the nodes down itself. Each node's stdout and stderr go to
+``<run_dir>/nodes/<id>.log`` (appended across restarts, with a marker line).
+
+Readiness is polled with the system's probe until it answers or
+``ready_timeout`` passes; a node that exits or times out raises
+:class:`~jepsenlike.backends.base.NodeStartError` with its exit status and the
+tail of its log.
+
+Faults: ``kill`` is SIGKILL to the group and ``restart`` runs the same
+command on the same data dir; ``pause``/``resume`` are SIGSTOP/SIGCONT.
+
+Nothing is left behind: :meth:`LocalBackend.teardown` (SIGCONT + SIGTERM,
+then SIGKILL after a short grace) runs from the runner's ``finally``; every
+live backend is also registered for ``atexit``. ``SIGINT``/``SIGTERM`` are
+turned into exceptions by the runner so that the ``finally`` runs.
+Data dirs are removed at teardown unless ``keep_data``; logs stay.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import weakref
+from pathlib import Path
+
+from jepsenlike.backends.base import KILL, PAUSE, Backend, NodeStartError
+from jepsenlike.systems.base import NodeSpec, System
+
+_LIVE: weakref.WeakSet[LocalBackend] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+def _teardown_all() -> None:
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for b in live:
+        b.teardown()
+
+
+atexit.register(_teardown_all)
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct ports the kernel says are free now (held open together)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a file ('' if it does not exist)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 8192))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _await_stopped(pid: int, stopped: bool, timeout: float = 1.0) -> None:
+    """Signals are delivered asynchronously: wait (on Linux, via /proc) until the
+    process is (or is no longer) stopped, so a fault's completion is recorded after
+    it took effect."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = stat.read_text().rsplit(")", 1)[-1].split()[0]
+        except (OSError, IndexError):
+            return
+        if (state in ("T", "t")) == stopped:
+            return
+        time.sleep(0.002)
+
+
+class LocalBackend(Backend):
+    """Nodes as local processes, one process group each.
+
+    Args:
+        system: the system to run.
+        n_nodes: cluster size.
+        run_dir: where ``nodes/<id>/data`` and ``nodes/<id>.log`` go.
+        bug: seeded bug passed to every node, or None.
+        seed: the run's seed, passed to every node.
+        ready_timeout: seconds to wait for all nodes to become ready.
+        host: the loopback address to bind.
+        keep_data: keep data dirs after teardown.
+    """
+
+    name = "local"
+    capabilities = frozenset({KILL, PAUSE})
+
+    def __init__(
+        self,
+        system: System,
+        n_nodes: int,
+        run_dir: str | os.PathLike[str],
+        *,
+        bug: str | None = None,
+        seed: int = 0,
+        ready_timeout: float = 20.0,
+        host: str = "127.0.0.1",
+        keep_data: bool = False,
+    ) -> None:
+        super().__init__()
+        self.system = system
+        self.run_dir = Path(run_dir)
+        self.bug = bug
+        self.seed = seed
+        self.ready_timeout = ready_timeout
+        self.keep_data = keep_data
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.state: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._torn_down = False
+        self._retired: list[subprocess.Popen[bytes]] = []
+        self.host = host
+        self._lay_out(n_nodes)
+
+    def _lay_out(self, n_nodes: int) -> None:
+        ports = free_ports(2 * n_nodes, self.host)
+        self.nodes = [
+            NodeSpec(
+                id=f"n{i + 1}",
+                client_addr=f"{self.host}:{ports[2 * i]}",
+                peer_addr=f"{self.host}:{ports[2 * i + 1]}",
+                data_dir=str(self.run_dir / "nodes" / f"n{i + 1}" / "data"),
+            )
+            for i in range(n_nodes)
+        ]
+
+    def peers_of(self, node: NodeSpec) -> dict[str, str]:
+        """For every other node, the address ``node`` dials (a proxy will sit here later)."""
+        return {n.id: n.peer_addr for n in self.nodes if n.id != node.id}
+
+    def command(self, node: NodeSpec) -> list[str]:
+        return self.system.node_command(node, self.peers_of(node), bug=self.bug, seed=self.seed)
+
+    def log_path(self, node_id: str) -> Path:
+        return self.run_dir / "nodes" / f"{node_id}.log"
+
+    def log_files(self) -> dict[str, Path]:
+        return {n.id: self.log_path(n.id) for n in self.nodes}
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self, attempts: int = 3) -> None:
+        """Start every node and wait until each is ready.
+
+        The free ports were free when chosen; another process may take one
+        before our node binds it. A start that fails with "address already in
+        use" in a node's log is retried on fresh ports, up to ``attempts`` times.
+        """
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        for attempt in range(1, attempts + 1):
+            for node in self.nodes:
+                Path(node.data_dir).mkdir(parents=True, exist_ok=True)
+                self._spawn(node, "started")
+            try:
+                self.wait_ready(self.node_ids, self.ready_timeout)
+                return
+            except NodeStartError:
+                clash = any("address already in use" in tail(self.log_path(n)).lower() for n in self.node_ids)
+                if not clash or attempt == attempts:
+                    raise
+            for proc in self.procs.values():
+                self._signal(proc, signal.SIGKILL)
+                proc.wait()
+            self._retired.extend(self.procs.values())
+            self.procs.clear()
+            self.state.clear()
+            for node in self.nodes:
+                shutil.rmtree(node.data_dir, ignore_errors=True)
+            self._lay_out(len(self.nodes))
+
+    def _spawn(self, node: NodeSpec, why: str) -> None:
+        argv = self.command(node)
+        log = self.log_path(node.id)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as fh:
+            fh.write(f"--- jepsenlike: {why} at {time.strftime('%H:%M:%S')}: {' '.join(argv)}\n".encode())
+            fh.flush()
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        with self._lock:
+            old = self.procs.get(node.id)
+            if old is not None:
+                self._retired.append(old)
+            self.procs[node.id] = proc
+            self.state[node.id] = "up"
+
+    def wait_ready(self, node_ids: list[str], timeout: float) -> None:
+        """Poll until every listed node answers its probe.
+
+        Raises:
+            NodeStartError: naming the node, why, and the tail of its log.
+        """
+        deadline = time.monotonic() + timeout
+        pending = list(node_ids)
+        while pending:
+            for nid in list(pending):
+                proc = self.procs[nid]
+                rc = proc.poll()
+                if rc is not None:
+                    raise NodeStartError(self._start_failure(nid, f"exited with status {rc}"))
+                if self.system.probe(self.node(nid), timeout=0.5):
+                    pending.remove(nid)
+            if pending:
+                if time.monotonic() > deadline:
+                    nid = pending[0]
+                    raise NodeStartError(
+                        self._start_failure(nid, f"was not ready after {timeout:g} s")
+                    )
+                time.sleep(0.05)
+
+    def _start_failure(self, nid: str, what: str) -> str:
+        node = self.node(nid)
+        return (
+            f"node {nid} ({self.system.name}, client {node.client_addr}) {what}.\n"
+            f"command: {' '.join(self.command(node))}\n"
+            f"last lines of {self.log_path(nid)}:\n{tail(self.log_path(nid)) or '(empty)'}"
+        )
+
+    def teardown(self) -> None:
+        with self._lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+            procs = dict(self.procs)
+        for proc in procs.values():
+            if proc.poll() is None:
+                self._signal(proc, signal.SIGTERM)
+                self._signal(proc, signal.SIGCONT)
+        deadline = time.monotonic() + 1.0
+        for proc in procs.values():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in procs.values():
+            # Also SIGKILL groups whose leader is gone: a node's own children may remain.
+            self._signal(proc, signal.SIGKILL)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:  # pragma: no cover - unkillable
+                pass
+        if not self.keep_data:
+            for node in self.nodes:
+                shutil.rmtree(node.data_dir, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    Path(node.data_dir).parent.rmdir()  # only if now empty
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, node_id: str, grace: float = 1.0) -> None:
+        """Stop one node: SIGTERM (and SIGCONT, in case it is paused), SIGKILL after ``grace``."""
+        with self._lock:
+            proc = self.procs[node_id]
+            if proc.poll() is None:
+                self._signal(proc, signal.SIGTERM)
+                self._signal(proc, signal.SIGCONT)
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            self._signal(proc, signal.SIGKILL)
+            proc.wait()
+            self.state[node_id] = "killed"
+
+    # -- faults -----------------------------------------------------------------
+
+    def kill(self, node_id: str) -> None:
+        with self._lock:
+            proc = self.procs[node_id]
+            self._signal(proc, signal.SIGKILL)
+            proc.wait()
+            self.state[node_id] = "killed"
+
+    def restart(self, node_id: str) -> None:
+        with self._lock:
+            if self._torn_down:
+                return
+            proc = self.procs[node_id]
+            if proc.poll() is None:
+                return
+            self._spawn(self.node(node_id), "restarted")
+
+    def pause(self, node_id: str) -> None:
+        with self._lock:
+            if self.state.get(node_id) != "up":
+                return
+            self._signal(self.procs[node_id], signal.SIGSTOP)
+            _await_stopped(self.procs[node_id].pid, True)
+            self.state[node_id] = "paused"
+
+    def resume(self, node_id: str) -> None:
+        with self._lock:
+            if self.state.get(node_id) != "paused":
+                return
+            self._signal(self.procs[node_id], signal.SIGCONT)
+            _await_stopped(self.procs[node_id].pid, False)
+            self.state[node_id] = "up"
+
+    def node_state(self, node_id: str) -> str:
+        with self._lock:
+            return self.state.get(node_id, "up")
+
+    def pids(self) -> list[int]:
+        """Process ids of every node process this backend ever started."""
+        return [p.pid for p in (*self._retired, *self.procs.values())]

@@ -1,0 +1,88 @@
+"""``raft``: the reference Raft nodes in :mod:`jepsenlike.models.raft`.
+
+Each node is ``python -m jepsenlike.models.raft`` with its id, client and
+peer addresses, the address it dials for every other node, its data dir and,
+optionally, a seeded bug. Readiness is ``GET /status`` answering 200; the
+leader is the node whose status says ``role == "leader"`` with the highest
+term (a deposed leader that has not yet heard of the new term may still say
+leader; the higher term wins).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+from jepsenlike.systems.base import NodeSpec, System
+
+
+def _module_missing(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except ModuleNotFoundError:
+        return True
+
+
+class KVNodeSystem(System):
+    """A reference node speaking the shared KV client API (Raft, later Paxos)."""
+
+    module = ""
+    can_tell_leader = True
+
+    def unavailable_reason(self) -> str | None:
+        if _module_missing(self.module) or _module_missing(self.module + ".__main__"):
+            return f"{self.module} is not installed (not available yet)"
+        return None
+
+    @property
+    def bugs(self) -> tuple[str, ...] | None:  # type: ignore[override]
+        """The node's seeded bugs, from ``<module>.bugs.BUGS`` when it has that table."""
+        try:
+            table = importlib.import_module(self.module + ".bugs").BUGS
+        except (ImportError, AttributeError):
+            return None
+        return tuple(table)
+
+    def node_command(self, node: NodeSpec, peers: dict[str, str], *, bug: str | None, seed: int) -> list[str]:
+        argv = [
+            sys.executable, "-m", self.module,
+            "--id", node.id,
+            "--client-addr", node.client_addr,
+            "--peer-addr", node.peer_addr,
+            "--peers", ",".join(f"{n}={a}" for n, a in sorted(peers.items())),
+            "--data-dir", node.data_dir,
+            "--seed", str(seed),
+        ]
+        if bug:
+            argv += ["--bug", bug]
+        return argv
+
+    def open_client(self, node: NodeSpec, timeout: float) -> Any:
+        from jepsenlike.models.client import KVClient
+
+        return KVClient(node.client_addr, timeout=timeout)
+
+    def leader(self, nodes: list[NodeSpec], timeout: float = 0.5) -> str | None:
+        best: tuple[int, str] | None = None
+        for node in nodes:
+            st = self.status(node, timeout)
+            if st and st.get("role") == "leader":
+                term = int(st.get("term") or 0)
+                if best is None or term > best[0]:
+                    best = (term, node.id)
+        return best[1] if best else None
+
+
+class RaftSystem(KVNodeSystem):
+    name = "raft"
+    description = "the reference Raft nodes (jepsenlike.models.raft)"
+    module = "jepsenlike.models.raft"
+
+
+
+class PaxosSystem(KVNodeSystem):
+    name = "paxos"
+    description = "the reference multi-Paxos nodes (jepsenlike.models.paxos)"
+    module = "jepsenlike.models.paxos"
