@@ -307,7 +307,8 @@ class HistoryWriter:
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
         self.path = Path(path)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        # "x": never append a second run to an existing history (indices would restart at 0)
+        self._fh = open(self.path, "x", encoding="utf-8")
         self._lock = threading.Lock()
         self._index = 0
         self._start = time.monotonic_ns()

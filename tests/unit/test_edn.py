@@ -1,0 +1,133 @@
+"""The EDN reader and the Jepsen history.edn importer."""
+
+from __future__ import annotations
+
+import pytest
+
+from jepsenlike.checkers.gen import MODELS, generate
+from jepsenlike.checkers.linearizable import check_linearizable
+from jepsenlike.checkers.specs import get_spec
+from jepsenlike.edn import Keyword, dumps, loads, read_edn_history, write_edn_history
+from jepsenlike.errors import HistoryError
+from jepsenlike.history import read_history
+
+JEPSEN_SNIPPET = """\
+{:type :invoke, :f :write, :value [0 3], :process 0, :time 9781045, :index 0}
+{:type :invoke, :f :read, :value [0 nil], :process 1, :time 9837045, :index 1}
+{:type :info, :f :start-partition, :value nil, :process :nemesis, :time 10020000, :index 2}
+{:type :ok, :f :write, :value [0 3], :process 0, :time 10783045, :index 3}
+{:type :ok, :f :read, :value [0 3], :process 1, :time 11016812, :index 4}
+{:type :info, :f :start-partition, :value [:isolated {"n1" #{"n2" "n3"}}], :process :nemesis, :time 12000000, :index 5}
+; a comment line
+{:type :invoke, :f :cas, :value [1 [2 4]], :process 0, :time 12516000, :index 6}
+{:type :invoke, :f :write, :value [1 2], :process 2, :time 12600000, :index 7}
+{:type :info, :f :cas, :value [1 [2 4]], :process 0, :time 13516000, :index 8, :error :timeout}
+{:type :ok, :f :write, :value [1 2], :process 2, :time 13600000, :index 9}
+{:type :invoke, :f :read, :value [1 nil], :process 2, :time 14000000, :index 10}
+{:type :ok, :f :read, :value [1 4], :process 2, :time 14100000, :index 11}
+"""
+
+
+def test_reader_handles_the_edn_subset_histories_use():
+    v = loads(
+        '{:a [1 -2 3.5 1e3 nil true false "s\\"q\\n"], :b (1 2), :c #{1 2}, '
+        ':d #_ignored :kept, :e \\x, :f sym, "k" #inst "2020"} ; comment'
+    )
+    assert v[Keyword("a")] == [1, -2, 3.5, 1000.0, None, True, False, 's"q\n']
+    assert v[Keyword("b")] == [1, 2]
+    assert v[Keyword("c")] == frozenset({1, 2})
+    assert v[Keyword("d")] == Keyword("kept")
+    assert v[Keyword("e")] == "x"
+    assert v[Keyword("f")] == "sym"
+    assert v["k"] == "2020"
+    assert loads("[1,2,,3]") == [1, 2, 3]
+    assert loads("#jepsen.history.Op{:index 0}") == {Keyword("index"): 0}
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("{:a 1\n :b [1 2}", 2, "unexpected '}'"),
+        ("[1 2", 1, "unclosed collection"),
+        ('\n"abc', 2, "unterminated string"),
+        ("{:a}", 1, "even number of forms"),
+        ("1x2", 1, "bad number"),
+    ],
+)
+def test_reader_errors_name_the_line(text, line, message):
+    with pytest.raises(HistoryError) as e:
+        loads(text, "h.edn")
+    assert str(e.value).startswith(f"h.edn:{line}: ")
+    assert message in str(e.value)
+
+
+def test_jepsen_snippet_imports_with_independent_keys(tmp_path):
+    path = tmp_path / "history.edn"
+    path.write_text(JEPSEN_SNIPPET)
+    h = read_history(path)  # .edn goes through the importer
+    assert len(h) == 12
+    assert h[0].key == 0 and h[0].value == 3 and h[0].f == "write" and h[0].time == 9781045
+    assert h[1].key == 0 and h[1].value is None
+    assert h[2].process == "nemesis" and h[2].type == "invoke"
+    assert h[5].type == "info" and h[5].value == ["isolated", {"n1": ["n2", "n3"]}]
+    assert h[6].key == 1 and h[6].value == [2, 4]
+    assert h[8].error == "timeout"
+    r = check_linearizable(h, get_spec("cas-register"))
+    assert r.valid is True  # the info cas took effect after the write
+    # a read of 3 on key 1 is impossible: the checker sees the keys apart
+    bad = tmp_path / "bad.edn"
+    bad.write_text(JEPSEN_SNIPPET.replace(":value [1 4]", ":value [1 3]"))
+    r = check_linearizable(read_edn_history(bad), get_spec("cas-register"))
+    assert r.valid is False and r.details["key"] == 1
+    assert r.details["reason"] == "read 3 but the value is 2"  # the info cas need not have happened
+
+
+def test_independent_values_must_be_pairs(tmp_path):
+    bad = tmp_path / "bad.edn"
+    bad.write_text(JEPSEN_SNIPPET.replace(":value [0 3], :process 0, :time 9781045", ":value 3, :process 0, :time 9781045"))
+    with pytest.raises(HistoryError, match=r"bad.edn:1: an independent op's :value must be \[key value\]"):
+        read_edn_history(bad, independent=True)
+
+
+def test_independent_detection_leaves_plain_registers_alone(tmp_path):
+    path = tmp_path / "plain.edn"
+    path.write_text(
+        "[{:type :invoke, :f :cas, :value [1 2], :process 0}\n"
+        " {:type :ok, :f :cas, :value [1 2], :process 0}\n"
+        " {:type :invoke, :f :read, :value nil, :process 0}\n"
+        " {:type :ok, :f :read, :value 2, :process 0}]\n"
+    )
+    h = read_edn_history(path)
+    assert h[0].key is None and h[0].value == [1, 2]
+    assert [op.index for op in h] == [0, 1, 2, 3]  # renumbered densely (no :index, no :time)
+    r = check_linearizable(h, get_spec("cas-register", init=1))
+    assert r.valid is True
+
+
+def test_bad_ops_in_a_vector_file_name_their_line(tmp_path):
+    path = tmp_path / "v.edn"
+    path.write_text(
+        "[{:type :invoke, :f :read, :value nil, :process 0}\n"
+        " {:type :okay, :f :read, :value 1, :process 0}]\n"
+    )
+    with pytest.raises(HistoryError, match=r"v.edn:2: field :type is :okay"):
+        read_edn_history(path)
+    path.write_text("{:type :invoke, :f :read, :process 0}\n{:type :ok, :f :read, :process 1}\n")
+    with pytest.raises(HistoryError, match=r"v.edn:2: .*no pending invocation"):
+        read_edn_history(path)
+    path.write_text("{:type :invoke, :f :read}\n")
+    with pytest.raises(HistoryError, match=r"v.edn:1: missing field :process"):
+        read_edn_history(path)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_round_trip_through_edn(tmp_path, model):
+    h = generate(model, 11, n_ops=40, processes=3, keys=["a", "b"], p_info=0.2)
+    path = tmp_path / "h.edn"
+    write_edn_history(path, h)
+    back = read_edn_history(path, independent=False)
+    assert back.ops == h.ops
+
+
+def test_dumps_values():
+    assert dumps([None, True, 1, 2.5, "a\"b", {"k": [1]}]) == '[nil true 1 2.5 "a\\"b" {"k" [1]}]'
