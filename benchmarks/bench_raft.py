@@ -22,113 +22,32 @@ Every process is started in its own process group and SIGKILLed at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from dataclasses import dataclass
 
-PY = sys.executable
+from _load import (
+    Cell,
+    NodeCluster,
+    Procs,
+    free_ports,
+    hp,
+    http_json,
+    kv_body,
+    kv_ok,
+    measure_failover,
+    run_load,
+)
 
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def hp(addr: tuple[str, int]) -> str:
-    return f"{addr[0]}:{addr[1]}"
-
-
-def http_json(url: str, body: dict | None = None, timeout: float = 1.0) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-class Procs:
-    def __init__(self) -> None:
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, argv: list[str], log: str) -> None:
-        os.makedirs(os.path.dirname(log), exist_ok=True)
-        with open(log, "ab") as f:
-            self.procs[name] = subprocess.Popen(
-                argv, stdout=f, stderr=f, start_new_session=True
-            )
-
-    def kill(self, name: str) -> None:
-        p = self.procs.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-
-    def kill_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
+RAFT = "jepsenlike.models.raft"
 
 
 # ---------------------------------------------------------------- clusters
-
-
-class RaftCluster:
-    def __init__(self, n: int, root: str) -> None:
-        self.ids = [f"n{i + 1}" for i in range(n)]
-        ports = free_ports(2 * n)
-        self.client = {i: ("127.0.0.1", ports[k]) for k, i in enumerate(self.ids)}
-        self.peer = {i: ("127.0.0.1", ports[n + k]) for k, i in enumerate(self.ids)}
-        self.root = root
-        self.procs = Procs()
-
-    def start(self, i: str) -> None:
-        peers = ",".join(f"{j}={h}:{p}" for j, (h, p) in self.peer.items() if j != i)
-        argv = [
-            PY, "-m", "jepsenlike.models.raft", "--id", i,
-            "--client-addr", hp(self.client[i]), "--peer-addr", hp(self.peer[i]),
-            "--peers", peers, "--data-dir", os.path.join(self.root, i), "--log-level", "WARNING",
-        ]
-        self.procs.start(i, argv, os.path.join(self.root, f"{i}.log"))
-
-    def start_all(self) -> None:
-        for i in self.ids:
-            self.start(i)
-
-    def status(self, i: str) -> dict | None:
-        try:
-            return http_json(f"http://{hp(self.client[i])}/status", timeout=0.3)
-        except (OSError, ValueError):
-            return None
-
-    def leader(self, timeout: float = 15.0, exclude: str | None = None) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for i in list(self.procs.procs):
-                s = self.status(i)
-                if s and s["role"] == "leader" and i != exclude:
-                    return i
-            time.sleep(0.01)
-        raise RuntimeError("no raft leader")
-
-    def stop(self) -> None:
-        self.procs.kill_all()
 
 
 class EtcdCluster:
@@ -171,34 +90,7 @@ class EtcdCluster:
         self.procs.kill_all()
 
 
-# ---------------------------------------------------------------- load
-
-
-@dataclass
-class Cell:
-    ok: int
-    errors: int
-    seconds: float
-    latencies: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.seconds
-
-    def pct(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        s = sorted(self.latencies)
-        return s[min(len(s) - 1, int(q * len(s)))] * 1000
-
-
-def raft_body(op: str, key: str, value: int) -> tuple[str, bytes]:
-    f = "write" if op == "write" else "read"
-    return "/op", json.dumps({"f": f, "key": key, "value": value}).encode()
-
-
-def raft_ok(obj: dict) -> bool:
-    return obj.get("type") == "ok"
+# ---------------------------------------------------------------- etcd requests
 
 
 def etcd_body(op: str, key: str, value: int) -> tuple[str, bytes]:
@@ -211,72 +103,6 @@ def etcd_body(op: str, key: str, value: int) -> tuple[str, bytes]:
 
 def etcd_ok(obj: dict) -> bool:
     return "header" in obj and "error" not in obj
-
-
-async def _client(addr, op, n, body_fn, ok_fn, stop_at, cell: Cell) -> None:
-    reader, writer = await asyncio.open_connection(*addr)
-    sock = writer.get_extra_info("socket")
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    host = b"Host: %s:%d\r\n" % (addr[0].encode(), addr[1])
-    k = 0
-    try:
-        while time.perf_counter() < stop_at:
-            k += 1
-            path, body = body_fn(op, f"key{n % 64}", k)
-            t = time.perf_counter()
-            writer.write(
-                b"POST %s HTTP/1.1\r\n%sContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n" % (path.encode(), host, len(body)) + body
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            obj = json.loads(await reader.readexactly(length))
-            if ok_fn(obj):
-                cell.ok += 1
-                cell.latencies.append(time.perf_counter() - t)
-            else:
-                cell.errors += 1
-    finally:
-        writer.close()
-
-
-def run_load(addr, op: str, clients: int, seconds: float, body_fn, ok_fn) -> Cell:
-    async def main() -> Cell:
-        cell = Cell(0, 0, seconds, [])
-        stop_at = time.perf_counter() + seconds
-        await asyncio.gather(
-            *(_client(addr, op, n, body_fn, ok_fn, stop_at, cell) for n in range(clients))
-        )
-        return cell
-
-    return asyncio.run(main())
-
-
-def measure_failover(root: str, rounds: int) -> list[float]:
-    """SIGKILL the leader of a 3-node cluster; seconds until a new leader commits a write."""
-    cl = RaftCluster(3, root)
-    cl.start_all()
-    out = []
-    try:
-        for _ in range(rounds):
-            old = cl.leader()
-            run_load(cl.client[old], "write", 4, 0.5, raft_body, raft_ok)  # warm, under load
-            t0 = time.monotonic()
-            cl.procs.kill(old)
-            while True:
-                new = cl.leader(exclude=old)
-                cell = run_load(cl.client[new], "write", 1, 0.05, raft_body, raft_ok)
-                if cell.ok:
-                    break
-            out.append(time.monotonic() - t0)
-            cl.start(old)
-            time.sleep(1.0)
-    finally:
-        cl.stop()
-    return out
 
 
 def main() -> int:
@@ -297,15 +123,15 @@ def main() -> int:
     have_etcd = shutil.which("etcd") is not None and not args.no_etcd
     try:
         for n in sizes:
-            cl = RaftCluster(n, os.path.join(root, f"raft{n}"))
+            cl = NodeCluster(RAFT, n, os.path.join(root, f"raft{n}"))
             cl.start_all()
             try:
                 leader = cl.leader()
-                run_load(cl.client[leader], "write", 10, 1.0, raft_body, raft_ok)  # warm-up
+                run_load(cl.client[leader], "write", 10, 1.0, kv_body, kv_ok)  # warm-up
                 for op in ops:
                     for c in clients:
                         results[(n, op, c)] = run_load(
-                            cl.client[leader], op, c, args.duration, raft_body, raft_ok
+                            cl.client[leader], op, c, args.duration, kv_body, kv_ok
                         )
                         print(f"raft {n} nodes {op:5} {c:3} clients: "
                               f"{results[(n, op, c)].rate:8.0f} ops/s", file=sys.stderr)
@@ -326,7 +152,7 @@ def main() -> int:
                               f"{etcd[(op, c)].rate:8.0f} ops/s", file=sys.stderr)
             finally:
                 ec.stop()
-        failover = measure_failover(os.path.join(root, "failover"), args.failover_rounds)
+        failover = measure_failover(RAFT, os.path.join(root, "failover"), args.failover_rounds)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -10,79 +10,61 @@ so the CLI's error message and ``docs/paxos-node.md`` list the same names.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from jepsenlike.errors import ConfigError
+from jepsenlike.models.bugs import Bug, bug_table
+from jepsenlike.models.bugs import validate_bugs as _validate
 
 __all__ = ["BUGS", "Bug", "parse_bugs", "validate_bugs"]
 
 
-@dataclass(frozen=True)
-class Bug:
-    name: str
-    layer: str  # where the rule is broken: core, storage or server
-    what: str
-    anomaly: str
-    fault: str
-
-
-BUGS: dict[str, Bug] = {
-    b.name: b
-    for b in [
-        Bug(
-            "volatile-acceptor",
-            "storage",
-            "promises and accepted values are never written to disk; a restarted "
-            "acceptor has forgotten every vote it cast",
-            "two values chosen for one slot: acknowledged writes lost or replaced, "
-            "replicas that disagree (non-linearizable history)",
-            "kill -9 and restart nodes while leaders change (kill the leader, and a "
-            "follower that voted with it, repeatedly)",
-        ),
-        Bug(
-            "no-adopt",
-            "core",
-            "a new leader ignores the values that promises report as accepted in "
-            "earlier ballots and fills every open slot with a no-op",
-            "acknowledged writes lost: a slot chosen under one leader is overwritten "
-            "by a no-op under the next",
-            "kill or partition the leader under write load, so that a new leader "
-            "takes over slots the old one had already got chosen",
-        ),
-        Bug(
-            "stale-read",
-            "core",
-            "every node answers reads from its own state machine, with no quorum "
-            "round and no forwarding to the leader",
-            "stale reads: a read misses a write acknowledged before it began",
-            "a partition that isolates a node (or a lagging follower under load), "
-            "with clients spread over all nodes",
-        ),
-        Bug(
-            "non-unique-ballots",
-            "core",
-            "a ballot is the round alone, without the node id as tie-breaker, so two "
-            "proposers that pick the same round share one ballot",
-            "two values chosen for one slot: replicas disagree, acknowledged writes "
-            "lost",
-            "leader kills on a slow network (latency near the election timeout "
-            "jitter, e.g. 120+-100 ms per link), so that two candidates' prepares cross; "
-            "kill and pause alone on loopback rarely make two nodes campaign at once",
-        ),
-    ]
-}
+BUGS: dict[str, Bug] = bug_table(
+    Bug(
+        "volatile-acceptor",
+        "storage",
+        "promises and accepted values are never written to disk; a restarted "
+        "acceptor has forgotten every vote it cast",
+        "two values chosen for one slot: acknowledged writes lost or replaced, "
+        "replicas that disagree (non-linearizable history)",
+        "kill -9 and restart nodes while leaders change (kill the leader, and a "
+        "follower that voted with it, repeatedly)",
+    ),
+    Bug(
+        "no-adopt",
+        "core",
+        "a new leader ignores the values that promises report as accepted in "
+        "earlier ballots and fills every open slot with a no-op",
+        "acknowledged writes lost: a slot chosen under one leader is overwritten "
+        "by a no-op under the next",
+        "kill or partition the leader under write load, so that a new leader "
+        "takes over slots the old one had already got chosen",
+    ),
+    Bug(
+        "stale-read",
+        "core",
+        "every node answers reads from its own state machine, with no quorum "
+        "round and no forwarding to the leader",
+        "stale reads: a read misses a write acknowledged before it began",
+        "a partition that isolates a node (or a lagging follower under load), "
+        "with clients spread over all nodes",
+    ),
+    Bug(
+        "non-unique-ballots",
+        "core",
+        "a ballot is the round alone, without the node id as tie-breaker, so two "
+        "proposers that pick the same round share one ballot",
+        "two values chosen for one slot: replicas disagree, acknowledged writes "
+        "lost",
+        "leader kills on a slow network (latency near the election timeout "
+        "jitter, e.g. 120+-100 ms per link), so that two candidates' prepares cross; "
+        "kill and pause alone on loopback rarely make two nodes campaign at once",
+    ),
+)
 
 
 def validate_bugs(names: Iterable[str]) -> frozenset[str]:
     """Return ``names`` as a set; raise :class:`ConfigError` naming the valid ones."""
-    out = frozenset(n.strip() for n in names if n and n.strip())
-    unknown = sorted(out - BUGS.keys())
-    if unknown:
-        raise ConfigError(
-            f"unknown paxos bug {', '.join(repr(u) for u in unknown)}; "
-            f"valid bugs: {', '.join(BUGS)}"
-        )
-    return out
+    return _validate(names, BUGS, label="paxos bug", error=ConfigError)
 
 
 def parse_bugs(spec: str | None) -> frozenset[str]:

@@ -90,6 +90,17 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from jepsenlike.models.consensus import (
+    CANDIDATE,
+    FOLLOWER,
+    LEADER,
+    NotLeader,
+    ReadState,
+    membership,
+    quorum_round,
+    release_reads,
+    validate_timing,
+)
 from jepsenlike.models.paxos.bugs import BUGS, validate_bugs
 
 __all__ = [
@@ -113,10 +124,6 @@ __all__ = [
     "validate_bugs",
 ]
 
-# Roles (the same words as the Raft core, so /status reads the same).
-FOLLOWER = "follower"
-CANDIDATE = "candidate"
-LEADER = "leader"
 
 # Message types.
 MSG_PREPARE = "prepare"
@@ -143,13 +150,6 @@ MESSAGE_TYPES = frozenset(
 Ballot = tuple[int, str]
 ZERO_BALLOT: Ballot = (0, "")
 NOOP: Any = None  # the value a leader proposes to fill a gap
-
-class NotLeader(Exception):
-    """Raised by :meth:`PaxosNode.propose` / :meth:`PaxosNode.read_index` off the leader."""
-
-    def __init__(self, leader: str | None) -> None:
-        super().__init__(f"not the leader (leader hint: {leader})")
-        self.leader = leader
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,14 +266,6 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadState:
-    """A read registered with :meth:`PaxosNode.read_index` may be served at ``index``."""
-
-    ctx: Any
-    index: int
-
-
-@dataclass(frozen=True, slots=True)
 class Ready:
     """Everything the driver must do after feeding inputs; see the module docstring.
 
@@ -316,13 +308,7 @@ class Config:
     bugs: frozenset[str] = field(default_factory=frozenset)
 
     def validate(self) -> None:
-        if self.heartbeat_ticks < 1:
-            raise ValueError(f"heartbeat_ticks={self.heartbeat_ticks!r} must be at least 1")
-        if self.election_ticks <= self.heartbeat_ticks:
-            raise ValueError(
-                f"election_ticks={self.election_ticks!r} must be greater than "
-                f"heartbeat_ticks={self.heartbeat_ticks!r}"
-            )
+        validate_timing(self.election_ticks, self.heartbeat_ticks)
         if self.max_entries_per_msg < 1:
             raise ValueError(f"max_entries_per_msg={self.max_entries_per_msg!r} must be >= 1")
         validate_bugs(self.bugs)
@@ -351,11 +337,8 @@ class PaxosNode:
         self.config.validate()
         if not node_id:
             raise ValueError("node_id must be a non-empty string")
-        if node_id in peers:
-            raise ValueError(f"peers {peers!r} must not contain this node's id {node_id!r}")
         self.id = node_id
-        self.peers = sorted(peers)
-        self.quorum = (len(self.peers) + 1) // 2 + 1
+        self.peers, self.quorum = membership(node_id, peers)
         self.rng = rng if rng is not None else random.Random(0)
         self.bugs = self.config.bugs
 
@@ -884,18 +867,9 @@ class PaxosNode:
             self._confirm_rounds()
 
     def _confirm_rounds(self) -> None:
-        acked = sorted((self.acked_round.get(p, 0) for p in self.peers), reverse=True)
-        acked.insert(0, self.round)
-        r = acked[self.quorum - 1]
-        if not self.pending_reads:
-            return
-        keep = []
-        for ctx, index, rnd in self.pending_reads:
-            if rnd <= r:
-                self._read_states.append(ReadState(ctx, index))
-            else:
-                keep.append((ctx, index, rnd))
-        self.pending_reads = keep
+        r = quorum_round(self.round, (self.acked_round.get(p, 0) for p in self.peers), self.quorum)
+        if self.pending_reads:
+            self.pending_reads = release_reads(self.pending_reads, r, self._read_states)
 
     def _send(self, m: Message) -> None:
         self._msgs.append(m)

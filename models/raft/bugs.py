@@ -8,87 +8,67 @@ data so that the CLI's error message and ``docs/raft-node.md`` list the same nam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from jepsenlike.models.bugs import Bug, bug_table
+from jepsenlike.models.bugs import parse_bugs as _parse
 
 __all__ = ["BUGS", "Bug", "parse_bugs"]
 
 
-@dataclass(frozen=True)
-class Bug:
-    name: str
-    layer: str  # where the rule is broken: core, storage or server
-    what: str
-    anomaly: str
-    fault: str
-
-
-BUGS: dict[str, Bug] = {
-    b.name: b
-    for b in [
-        Bug(
-            "stale-read",
-            "server",
-            "every node answers reads from its local state machine, without ReadIndex "
-            "and without forwarding to the leader",
-            "stale reads: a read misses a write acknowledged before it began "
-            "(linearizability violation on a register or list-append)",
-            "partition that isolates a node (or a lagging follower under load); "
-            "clients spread over all nodes",
-        ),
-        Bug(
-            "volatile-vote",
-            "storage",
-            "term and vote are never written to disk; after a restart the node has "
-            "forgotten both",
-            "two leaders in one term; acknowledged writes lost or divergent values "
-            "(lost update / non-linearizable history)",
-            "kill and restart nodes during elections (kill the leader repeatedly, or "
-            "kill -9 a majority at random)",
-        ),
-        Bug(
-            "commit-old-term",
-            "core",
-            "the leader commits an entry of an earlier term as soon as a majority "
-            "stores it (the paper's figure 8), instead of only entries of its own term",
-            "an acknowledged write disappears (lost write) after a later leader "
-            "overwrites it",
-            "repeated leader crashes with partitions, so that leaders change while "
-            "entries are only partly replicated",
-        ),
-        Bug(
-            "lease-without-bound",
-            "core+server",
-            "lease reads (--read-mode lease) date the lease from the wall clock "
-            "(time.time(), not the monotonic clock), count it from when the "
-            "acknowledgements arrived instead of when the heartbeat was sent, "
-            "stretch it past the followers' minimum election timeout, and a leader "
-            "whose lease looks valid ignores check-quorum (does not step down)",
-            "stale reads from a deposed leader that still believes in its lease",
-            "clock skew: bump the leader's wall clock backwards (or strobe it) while "
-            "partitioning it away from the majority",
-        ),
-        Bug(
-            "early-ack",
-            "server",
-            "the leader answers a write ok as soon as it is appended to its own log, "
-            "before it is committed",
-            "lost writes: acknowledged writes vanish when the leader is partitioned "
-            "or killed before replicating them",
-            "kill the leader, or partition it into a minority, under write load",
-        ),
-    ]
-}
+BUGS: dict[str, Bug] = bug_table(
+    Bug(
+        "stale-read",
+        "server",
+        "every node answers reads from its local state machine, without ReadIndex "
+        "and without forwarding to the leader",
+        "stale reads: a read misses a write acknowledged before it began "
+        "(linearizability violation on a register or list-append)",
+        "partition that isolates a node (or a lagging follower under load); "
+        "clients spread over all nodes",
+    ),
+    Bug(
+        "volatile-vote",
+        "storage",
+        "term and vote are never written to disk; after a restart the node has "
+        "forgotten both",
+        "two leaders in one term; acknowledged writes lost or divergent values "
+        "(lost update / non-linearizable history)",
+        "kill and restart nodes during elections (kill the leader repeatedly, or "
+        "kill -9 a majority at random)",
+    ),
+    Bug(
+        "commit-old-term",
+        "core",
+        "the leader commits an entry of an earlier term as soon as a majority "
+        "stores it (the paper's figure 8), instead of only entries of its own term",
+        "an acknowledged write disappears (lost write) after a later leader "
+        "overwrites it",
+        "repeated leader crashes with partitions, so that leaders change while "
+        "entries are only partly replicated",
+    ),
+    Bug(
+        "lease-without-bound",
+        "core+server",
+        "lease reads (--read-mode lease) date the lease from the wall clock "
+        "(time.time(), not the monotonic clock), count it from when the "
+        "acknowledgements arrived instead of when the heartbeat was sent, "
+        "stretch it past the followers' minimum election timeout, and a leader "
+        "whose lease looks valid ignores check-quorum (does not step down)",
+        "stale reads from a deposed leader that still believes in its lease",
+        "clock skew: bump the leader's wall clock backwards (or strobe it) while "
+        "partitioning it away from the majority",
+    ),
+    Bug(
+        "early-ack",
+        "server",
+        "the leader answers a write ok as soon as it is appended to its own log, "
+        "before it is committed",
+        "lost writes: acknowledged writes vanish when the leader is partitioned "
+        "or killed before replicating them",
+        "kill the leader, or partition it into a minority, under write load",
+    ),
+)
 
 
 def parse_bugs(spec: str | None) -> frozenset[str]:
     """Parse ``--bug`` (comma separated). Raises ``ValueError`` naming the valid ones."""
-    if not spec:
-        return frozenset()
-    names = frozenset(x.strip() for x in spec.split(",") if x.strip())
-    unknown = sorted(names - BUGS.keys())
-    if unknown:
-        raise ValueError(
-            f"unknown bug {', '.join(repr(u) for u in unknown)}; "
-            f"valid bugs: {', '.join(BUGS)}"
-        )
-    return names
+    return _parse(spec, BUGS)

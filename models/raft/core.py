@@ -74,6 +74,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from jepsenlike.models.consensus import (
+    CANDIDATE,
+    FOLLOWER,
+    LEADER,
+    NotLeader,
+    ReadState,
+    membership,
+    quorum_round,
+    release_reads,
+    validate_timing,
+)
+
 __all__ = [
     "CANDIDATE",
     "FOLLOWER",
@@ -91,11 +103,8 @@ __all__ = [
     "safe_lease_seconds",
 ]
 
-# Roles.
-FOLLOWER = "follower"
+# Roles (FOLLOWER, CANDIDATE and LEADER are shared with the Paxos core).
 PRE_CANDIDATE = "pre-candidate"
-CANDIDATE = "candidate"
-LEADER = "leader"
 
 # Message types.
 MSG_APP = "app"  # AppendEntries
@@ -125,14 +134,6 @@ MESSAGE_TYPES = frozenset(
 PROBE = "probe"
 REPLICATE = "replicate"
 SNAPSHOT = "snapshot"
-
-
-class NotLeader(Exception):
-    """Raised by :meth:`RaftNode.propose` on a node that is not the leader."""
-
-    def __init__(self, leader: str | None) -> None:
-        super().__init__(f"not the leader (leader hint: {leader})")
-        self.leader = leader
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,14 +242,6 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadState:
-    """A read registered with :meth:`RaftNode.read_index` may be served at ``index``."""
-
-    ctx: Any
-    index: int
-
-
-@dataclass(frozen=True, slots=True)
 class Ready:
     """Everything the driver must do after feeding inputs; see the module docstring."""
 
@@ -304,13 +297,7 @@ class Config:
     bugs: frozenset[str] = field(default_factory=frozenset)
 
     def validate(self) -> None:
-        if self.heartbeat_ticks < 1:
-            raise ValueError(f"heartbeat_ticks={self.heartbeat_ticks!r} must be at least 1")
-        if self.election_ticks <= self.heartbeat_ticks:
-            raise ValueError(
-                f"election_ticks={self.election_ticks!r} must be greater than "
-                f"heartbeat_ticks={self.heartbeat_ticks!r}"
-            )
+        validate_timing(self.election_ticks, self.heartbeat_ticks)
         if self.read_mode not in ("read-index", "lease"):
             raise ValueError(f"read_mode={self.read_mode!r}; expected 'read-index' or 'lease'")
         if self.read_mode == "lease" and not self.check_quorum:
@@ -421,11 +408,8 @@ class RaftNode:
     ) -> None:
         self.config = config or Config()
         self.config.validate()
-        if node_id in peers:
-            raise ValueError(f"peers {peers!r} must not contain this node's id {node_id!r}")
         self.id = node_id
-        self.peers = sorted(peers)
-        self.quorum = (len(self.peers) + 1) // 2 + 1
+        self.peers, self.quorum = membership(node_id, peers)
         self.rng = rng if rng is not None else random.Random(0)
         self.bugs = self.config.bugs
 
@@ -1044,9 +1028,7 @@ class RaftNode:
         self.need_read_round = True
 
     def _confirm_rounds(self) -> None:
-        acked = sorted((self.progress[p].acked_round for p in self.peers), reverse=True)
-        acked.insert(0, self.round)
-        r = acked[self.quorum - 1]
+        r = quorum_round(self.round, (self.progress[p].acked_round for p in self.peers), self.quorum)
         if r <= self.confirmed_round:
             return
         self.confirmed_round = r
@@ -1063,13 +1045,7 @@ class RaftNode:
         for old in [k for k in self.round_time if k < r]:
             del self.round_time[old]
         if self.pending_reads:
-            keep = []
-            for ctx, index, rnd in self.pending_reads:
-                if rnd <= r:
-                    self._read_states.append(ReadState(ctx, index))
-                else:
-                    keep.append((ctx, index, rnd))
-            self.pending_reads = keep
+            self.pending_reads = release_reads(self.pending_reads, r, self._read_states)
 
     # ------------------------------------------------------------------ misc
 

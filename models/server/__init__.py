@@ -6,4 +6,7 @@
 * :mod:`.transport` -- peer messaging: one outbound TCP connection per peer, framed
   JSON, bounded queues, reconnect with backoff.
 * :mod:`.nodeargs` -- the node command line shared by every protocol.
+* :mod:`.node` -- the driver every protocol's server subclasses: client ops
+  (routing, forwarding, pending-op tables, timeouts), ``/status``, the Ready loop
+  with inline fsync (group commit), and the process entry point.
 """

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterable
 
 from jepsenlike.models.server.transport import parse_hostport, parse_peers
 
-__all__ = ["add_common_arguments", "setup_logging"]
+__all__ = ["add_common_arguments", "add_protocol_arguments", "setup_logging"]
 
 
 def _hostport(s: str) -> tuple[str, int]:
@@ -57,6 +58,22 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds before an op answers info/timeout (default 1.0)",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
+
+
+def add_protocol_arguments(
+    p: argparse.ArgumentParser,
+    *,
+    election_help: str,
+    snapshot_help: str,
+    batch_help: str,
+    bugs: Iterable[str],
+) -> None:
+    """The timer, snapshot and batching options every protocol has (its own wording)."""
+    p.add_argument("--election-ticks", type=int, default=50, help=election_help)
+    p.add_argument("--heartbeat-ticks", type=int, default=5, help="heartbeat interval in ticks")
+    p.add_argument("--snapshot-every", type=int, default=10000, help=snapshot_help)
+    p.add_argument("--max-batch", type=int, default=1024, help=batch_help)
+    p.epilog = "seeded bugs (--bug): " + ", ".join(bugs)
 
 
 def setup_logging(level: str, node_id: str, context: logging.Filter | None = None) -> None:

@@ -32,12 +32,17 @@ def test_python_m_command_line_parses_the_contract() -> None:
     _check(build_parser().parse_args(CONTRACT))
 
 
-def test_jepsenlike_node_raft_takes_the_same_flags() -> None:
+def test_jepsenlike_node_raft_takes_the_same_flags(monkeypatch) -> None:
+    import jepsenlike.models.raft.server as raft_server
+
     parser = argparse.ArgumentParser()
     node.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["node", "raft", *CONTRACT])
     _check(args)
-    assert args.func is node._run_raft
+    ran = []
+    monkeypatch.setattr(raft_server, "run", lambda a: ran.append(a) or 0)
+    assert args.func(args) == 0
+    assert ran == [args]  # dispatched to the raft server, not paxos
 
 
 def test_bad_peer_list_is_a_usage_error(capsys) -> None:
