@@ -8,7 +8,7 @@ of :class:`TestConfig`, a TOML file (``--config``; keys are the field names,
 then validated *before* anything starts, and every error names where the bad
 value came from (``--nemesis`` or ``run.toml: nemesis``) and what is allowed::
 
-    --nemesis: unknown nemesis 'partiton'; available: kill, pause
+    --nemesis: unknown nemesis 'partiton'; available: kill, pause, partition, clock, slow, flaky
 
 A missing seed is drawn once here, so the record always holds the seed that
 the run used; :meth:`TestConfig.to_dict` is what ``test.json`` stores and
@@ -29,6 +29,14 @@ from typing import Any
 
 from jepsenlike.client import ROUTINGS
 from jepsenlike.errors import ConfigError
+from jepsenlike.nemesis.grudge import PARTITION_SHAPES
+
+LEADER_SHAPE = "leader"
+"""The partition shape that isolates the current leader (see jepsenlike.nemesis.partition)."""
+
+DEFAULT_NEMESES = ("kill", "pause", "partition", "clock")
+"""What ``jepsenlike run`` injects with no flags: every fault that cuts or skews.
+``slow`` and ``flaky`` exist too but are opt-in (see docs/running.md)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class TestConfig:
     #: Workload: register, append, set.
     workload: str = "register"
     #: Faults to inject (empty: none).
-    nemesis: tuple[str, ...] = ("kill", "pause")
+    nemesis: tuple[str, ...] = DEFAULT_NEMESES
     #: Mean seconds a fault lasts, and between faults (jittered 0.5x-1.5x).
     nemesis_interval: float = 3.0
     #: Target specs faults draw from: one, minority, majority, all, leader, n1+n3.
@@ -83,6 +91,23 @@ class TestConfig:
     ready_timeout: float = 20.0
     #: Budget of the linearizability search, seconds (then "unknown").
     check_timeout: float = 60.0
+    #: Partition shapes the partition nemesis draws from.
+    partition_shapes: tuple[str, ...] = (*PARTITION_SHAPES, LEADER_SHAPE)
+    #: An explicit grudge ``{node: [nodes it drops traffic from]}``; every partition is this one.
+    grudge: dict[str, list[str]] | None = None
+    #: Clock faults the clock nemesis draws from: bump, strobe, drift.
+    clock_faults: tuple[str, ...] = ("bump", "strobe", "drift")
+    #: Largest clock bump / strobe delta of the clock nemesis, seconds.
+    clock_skew: float = 10.0
+    #: Latency and jitter the slow nemesis adds to a link, milliseconds.
+    slow_latency_ms: float = 50.0
+    slow_jitter_ms: float = 25.0
+    #: Chance that a chunk on a flaky link aborts its connection.
+    flaky_probability: float = 0.05
+    #: Options passed to every node of the system, ``key=value`` (e.g. ``read-mode=lease``).
+    system_options: tuple[str, ...] = ()
+    #: Checkers run in addition to the workload's own (e.g. a plugin).
+    checkers: tuple[str, ...] = ()
 
     @property
     def test_name(self) -> str:
@@ -90,18 +115,22 @@ class TestConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["nemesis"] = list(self.nemesis)
-        d["targets"] = list(self.targets)
+        for k in LIST_FIELDS:
+            d[k] = list(getattr(self, k))
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TestConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        for k in ("nemesis", "targets"):
+        for k in LIST_FIELDS:
             if k in kw and kw[k] is not None:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
+
+    def system_option_map(self) -> dict[str, str]:
+        """``system_options`` as a mapping."""
+        return dict(item.split("=", 1) for item in self.system_options)
 
     def with_seed(self, seed: int) -> TestConfig:
         return dataclasses.replace(self, seed=seed)
@@ -119,6 +148,8 @@ class TestConfig:
             if v is None:
                 continue
             flag = "--" + f.name.replace("_", "-")
+            if f.name == "grudge":
+                v = format_grudge(v)
             if isinstance(v, tuple):
                 v = ",".join(v) if v else "none"
             parts += [flag, _shell_word(str(v if not isinstance(v, float) else f"{v:g}"))]
@@ -131,7 +162,33 @@ def _shell_word(s: str) -> str:
     return s if re.fullmatch(r"[\w.,+/:=@-]+", s) else "'" + s.replace("'", "'\\''") + "'"
 
 
+LIST_FIELDS = ("nemesis", "targets", "partition_shapes", "clock_faults", "system_options", "checkers")
 FIELD_NAMES = tuple(f.name for f in fields(TestConfig))
+
+
+def format_grudge(grudge: Mapping[str, Any]) -> str:
+    """A grudge as the ``--grudge`` flag spells it: ``n1=n2+n3;n2=n1``."""
+    return ";".join(f"{node}={'+'.join(drops)}" for node, drops in sorted(grudge.items()) if drops)
+
+
+def parse_grudge(value: Any, where: str) -> dict[str, list[str]]:
+    """A grudge from a TOML table (``{n1 = ["n2"]}``) or the flag form ``n1=n2+n3;n2=n1``."""
+    if isinstance(value, Mapping):
+        out: dict[str, list[str]] = {}
+        for node, drops in value.items():
+            if isinstance(drops, str) or not isinstance(drops, list | tuple):
+                raise ConfigError(f"{where}: the entry for {node!r} must be a list of nodes, got {drops!r}")
+            out[str(node)] = [str(d) for d in drops]
+        return out
+    if isinstance(value, str):
+        out = {}
+        for part in filter(None, (p.strip() for p in value.split(";"))):
+            node, sep, drops = part.partition("=")
+            if not sep or not node.strip():
+                raise ConfigError(f"{where}: expected NODE=SENDER+SENDER;..., e.g. n1=n2+n3;n2=n1, got {value!r}")
+            out[node.strip()] = [d.strip() for d in drops.split("+") if d.strip()]
+        return out
+    raise ConfigError(f"{where}: expected a table of node -> list of nodes, got {value!r}")
 _TYPES = {f.name: f.type for f in fields(TestConfig)}
 
 
@@ -168,14 +225,16 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _coerce(name: str, value: Any, where: str) -> Any:
     """Turn a flag string or TOML value into the field's type, or explain why not."""
     kind = _TYPES[name]
-    if name in ("nemesis", "targets"):
+    if name == "grudge":
+        return None if value in (None, "", "none") else parse_grudge(value, where)
+    if name in LIST_FIELDS:
         if isinstance(value, str):
             items = [p.strip() for p in value.split(",") if p.strip()]
         elif isinstance(value, list | tuple):
             items = [str(p).strip() for p in value]
         else:
             raise ConfigError(f"{where}: expected a comma-separated list, got {value!r}")
-        if name == "nemesis" and items in (["none"], []):
+        if name in ("nemesis", "system_options", "checkers") and items in (["none"], []):
             return ()
         return tuple(items)
     if name == "seed":
@@ -237,11 +296,13 @@ def build_config(
 
 def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None:
     """Check every field and the combinations; raises ConfigError naming the source."""
-    from jepsenlike.backends import BACKENDS, backend_capabilities
-    from jepsenlike.nemesis import build_packages, parse_target_spec, refusal
-    from jepsenlike.nemesis.package import NEMESES
+    from jepsenlike.backends import BACKENDS
+    from jepsenlike.nemesis import PackageOptions, build_packages, nemesis_names, parse_target_spec
+    from jepsenlike.nemesis.clock import CLOCK_FAULTS
+    from jepsenlike.nemesis.grudge import partition_shape, validate_grudge
+    from jepsenlike.plugins import load
     from jepsenlike.systems import get_system
-    from jepsenlike.workloads import WORKLOADS
+    from jepsenlike.workloads import workload_names
 
     def src(name: str) -> str:
         return (where or {}).get(name, _flag(name))
@@ -256,13 +317,15 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
         raise ConfigError(f"{src('name')}: {config.name!r} may only use letters, digits, '.', '+', '-', '_'")
     if config.backend not in BACKENDS:
         raise ConfigError(f"{src('backend')}: unknown backend {config.backend!r}; available: {', '.join(BACKENDS)}")
-    if config.workload not in WORKLOADS:
-        raise ConfigError(f"{src('workload')}: unknown workload {config.workload!r}; available: {', '.join(WORKLOADS)}")
+    workloads = workload_names()
+    if config.workload not in workloads:
+        raise ConfigError(f"{src('workload')}: unknown workload {config.workload!r}; available: {', '.join(workloads)}")
     if config.routing not in ROUTINGS:
         raise ConfigError(f"{src('routing')}: unknown routing {config.routing!r}; available: {', '.join(ROUTINGS)}")
+    nemeses = nemesis_names()
     for n in config.nemesis:
-        if n not in NEMESES:
-            raise ConfigError(f"{src('nemesis')}: unknown nemesis {n!r}; available: {', '.join(NEMESES)}")
+        if n not in nemeses:
+            raise ConfigError(f"{src('nemesis')}: unknown nemesis {n!r}; available: {', '.join(nemeses)}")
     if len(set(config.nemesis)) != len(config.nemesis):
         raise ConfigError(f"{src('nemesis')}: a nemesis is listed twice: {', '.join(config.nemesis)}")
     positive("nodes", 1, strict=False)
@@ -308,8 +371,50 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
             f"{src('routing')}: 'leader' routing needs a system that can tell its leader; "
             f"{config.system!r} cannot; use random or round-robin"
         )
-    caps = backend_capabilities(config.backend, system)
-    for pkg in build_packages(config.nemesis):
-        why = refusal(pkg.nemesis, caps, f"backend {config.backend!r}")
-        if why:
-            raise ConfigError(f"{src('nemesis')}: {why}")
+    for item in config.system_options:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{src('system_options')}: expected KEY=VALUE, e.g. read-mode=lease, got {item!r}")
+    try:
+        system.configure(config.system_option_map(), config.bug)
+    except ConfigError as e:
+        raise ConfigError(f"{src('system_options')}: {e}") from None
+
+    for shape in config.partition_shapes:
+        if shape == LEADER_SHAPE:
+            if len(node_ids) < 2:
+                raise ConfigError(f"{src('partition_shapes')}: shape 'leader' needs at least 2 nodes")
+            continue
+        try:
+            partition_shape(shape)(node_ids, random.Random(0))
+        except ConfigError as e:
+            msg = str(e).replace("; available: ", "; available: leader, ", 1)
+            raise ConfigError(f"{src('partition_shapes')}: {msg}") from None
+    if not config.partition_shapes and config.grudge is None:
+        raise ConfigError(f"{src('partition_shapes')}: needs at least one shape "
+                          f"({', '.join(PARTITION_SHAPES)}) or a --grudge")
+    if config.grudge is not None:
+        try:
+            grudge = validate_grudge(config.grudge, node_ids)
+        except ConfigError as e:
+            raise ConfigError(f"{src('grudge')}: {e}") from None
+        if not any(grudge.values()):
+            raise ConfigError(f"{src('grudge')}: the grudge cuts nothing: {config.grudge!r}")
+    for kind in config.clock_faults:
+        if kind not in CLOCK_FAULTS:
+            raise ConfigError(f"{src('clock_faults')}: unknown clock fault {kind!r}; available: {', '.join(CLOCK_FAULTS)}")
+    if not config.clock_faults:
+        raise ConfigError(f"{src('clock_faults')}: needs at least one of {', '.join(CLOCK_FAULTS)}")
+    positive("clock_skew")
+    positive("slow_latency_ms", 0, strict=False)
+    positive("slow_jitter_ms", 0, strict=False)
+    if not 0.0 <= config.flaky_probability <= 1.0:
+        raise ConfigError(f"{src('flaky_probability')}: must be in [0, 1], got {config.flaky_probability!r}")
+    for name in config.checkers:
+        try:
+            load("checkers", name)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("--checker:", f"{src('checkers')}:", 1)) from None
+    # Unknown names and incompatible combinations fail here; a fault the backend
+    # cannot inject is not an error: the run records it as refused (verdict unknown).
+    build_packages(config.nemesis, PackageOptions.from_config(config))

@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 :func:`run_test` performs these steps, in order:
 
-1. build the parts from the config: system, workload, nemesis packages
-   (refused up front if the backend lacks a capability);
+1. build the parts from the config: system, workload, nemesis packages; a
+   package the backend lacks a capability for is *refused*: left out of the
+   run, recorded with the reason in ``test.json`` (``faults.refused``), and
+   the verdict becomes ``unknown`` (see :mod:`jepsenlike.coverage`);
 2. create the run directory and write ``test.json`` (config, seed, versions,
    reproduce command); point ``store/latest`` at it;
 3. start the cluster through the backend and wait until every node is ready
@@ -24,7 +26,9 @@ Theory of operation
    runs whatever happened before (exception, Ctrl-C, SIGTERM), with further
    signals deferred until it is done;
 10. read ``history.jsonl`` back from disk and check it -- the verdict is about
-    the file, not about memory -- compute statistics, write ``results.json``.
+    the file, not about memory -- with the workload's checker and any extra
+    ``checkers``; compute statistics and fault coverage (a requested fault that
+    was refused or never fired makes the run ``unknown``), write ``results.json``.
 
 The runner only writes the history; the checker only reads it. A run that is
 interrupted leaves its partial history (and a ``results.json`` saying so); a
@@ -44,10 +48,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from jepsenlike.backends import Backend, make_backend
+from jepsenlike.backends import CLOCK, Backend, backend_refusals, make_backend
 from jepsenlike.checkers.result import UNKNOWN, Result, check_safe, merge_valid
 from jepsenlike.client import Router
 from jepsenlike.config import TestConfig
+from jepsenlike.coverage import coverage_verdict, describe_coverage, fault_coverage
 from jepsenlike.errors import HarnessBug
 from jepsenlike.generator import Phases, Tally, Worker, derive_rng, start_thread
 from jepsenlike.history import HistoryWriter, read_history
@@ -60,6 +65,7 @@ from jepsenlike.nemesis import (
     build_packages,
     compose,
     plan_schedule,
+    refusal,
 )
 from jepsenlike.stats import compute_stats
 from jepsenlike.store import (
@@ -234,8 +240,18 @@ def run_test(
     say = say or (lambda s: print(s, file=sys.stderr, flush=True))
     assert config.seed is not None, "build_config draws the seed"
     system = get_system(config.system)
+    system.configure(config.system_option_map(), config.bug)
     workload = get_workload(config.workload, check_timeout=config.check_timeout)
-    packages = build_packages(config.nemesis, PackageOptions(targets=config.targets))
+    requested = build_packages(config.nemesis, PackageOptions.from_config(config))
+    caps, cap_reasons = backend_refusals(config.backend, system, config.nodes)
+    packages, refused = [], {}
+    for pkg in requested:
+        why = refusal(pkg.nemesis, caps, f"backend {config.backend!r}")
+        if why:
+            missing = sorted(set(pkg.nemesis.requires) - set(caps))
+            refused[pkg.name] = why + "".join(f": {cap_reasons[c]}" for c in missing if c in cap_reasons)
+        else:
+            packages.append(pkg)
     nemesis = Validate(compose(p.nemesis for p in packages))
     phases_plan = Phases.for_config(config)
 
@@ -252,10 +268,20 @@ def run_test(
     }
     if note := workload.checker_note():
         test_doc["checker_note"] = note
+    test_doc["faults"] = {
+        "requested": list(config.nemesis),
+        "packages": {p.name: {"start": sorted(p.start_fs), "stop": sorted(p.stop_fs), "lane": p.lane}
+                     for p in packages},
+        "refused": refused,
+    }
     write_json(run_dir / TEST_FILE, test_doc)
+    for name, why in refused.items():
+        say(f"jepsenlike: warning: fault {name!r} refused, the verdict will be unknown: {why}")
 
     backend = make_backend(config.backend, system, config.nodes, run_dir,
-                           bug=config.bug, seed=config.seed, ready_timeout=config.ready_timeout)
+                           bug=config.bug, seed=config.seed, ready_timeout=config.ready_timeout,
+                           clocks=any(CLOCK in p.nemesis.requires for p in packages),
+                           progress=say)
     leaders = LeaderCache(system, backend)
     history: HistoryWriter | None = None
     nemlog = open(run_dir / NEMESIS_LOG, "w", encoding="utf-8")
@@ -404,8 +430,19 @@ def run_test(
         raise KeyboardInterrupt(str(run_dir))
 
     results = check_run(run_dir, workload, test_doc, fired=driver.fired if driver else [])
+    write_report(run_dir, say)
     say("")
     return RunOutcome(results["valid"], run_dir, results, config)
+
+
+def write_report(run_dir: Path, say: Callable[[str], None]) -> None:
+    """Write report.html and the plots; a report never changes or hides a verdict."""
+    try:
+        from jepsenlike.report import write_run_report
+
+        write_run_report(run_dir)
+    except Exception as e:
+        say(f"jepsenlike: report not written: {type(e).__name__}: {e}")
 
 
 def check_run(
@@ -421,19 +458,59 @@ def check_run(
     stats = compute_stats(hist, phases)
     verdicts = [result.valid]
     explanation = result.explanation
+
+    def add(text: str) -> None:
+        nonlocal explanation
+        explanation = (explanation + "\n" if explanation else "") + text
+
+    extra: dict[str, Any] = {}
+    for name in (test_doc.get("config") or {}).get("checkers") or []:
+        res = _run_extra_checker(name, hist, test_doc)
+        extra[name] = res.to_dict()
+        verdicts.append(res.valid)
+        if res.valid is not True and res.explanation:
+            add(f"{name}: {res.explanation}")
     if stats["totals"].get("ok", 0) == 0:
         verdicts.append(UNKNOWN)
-        explanation = (explanation + "\n" if explanation else "") + "no client op succeeded: the run proves nothing"
+        add("no client op succeeded: the run proves nothing")
+    nemesis_doc: dict[str, Any] = {"fired": fired if fired is not None else stats["faults"]}
+    if isinstance(test_doc.get("faults"), dict):
+        end = phases.get("end")
+        coverage = fault_coverage(hist, test_doc["faults"], end_ns=end if isinstance(end, int) else None)
+        covered, reasons = coverage_verdict(coverage)
+        nemesis_doc["coverage"] = coverage
+        nemesis_doc["summary"] = describe_coverage(coverage)
+        verdicts.append(covered)
+        for reason in reasons:
+            add(reason)
     results: dict[str, Any] = {
         "valid": merge_valid(verdicts),
         "explanation": explanation,
         "workload": {"name": workload.name, **result.to_dict()},
         "stats": stats,
-        "nemesis": {"fired": fired if fired is not None else stats["faults"]},
+        "nemesis": nemesis_doc,
         "reproduce": test_doc.get("reproduce"),
         "seed": test_doc.get("seed"),
     }
+    if extra:
+        results["checkers"] = extra
     if note := workload.checker_note():
         results["checker_note"] = note
     write_json(run_dir / RESULTS_FILE, results)
     return results
+
+
+def _run_extra_checker(name: str, hist: Any, test_doc: dict[str, Any]) -> Result:
+    """Load and run one ``jepsenlike.checkers`` plugin; any failure is ``unknown``, never a crash."""
+    from jepsenlike.plugins import load
+
+    try:
+        obj = load("checkers", name).obj
+        checker = obj() if isinstance(obj, type) else obj
+    except Exception as e:  # ConfigError, PluginError: the run is kept, the verdict says why
+        return Result(UNKNOWN, {"error": str(e)}, f"checker {name!r} could not be loaded: {e}")
+    res = check_safe(checker.check, hist, test_doc)
+    if not isinstance(res, Result):
+        why = f"checker plugin {name!r} returned {type(res).__name__}, not a Result"
+        return Result(UNKNOWN, {"error": why}, why)
+    return res

@@ -1,7 +1,8 @@
 """Fault plugins: the nemesis interface, targets, packages, and the built-in faults.
 
-``kill`` and ``pause`` ship now; partitions and clocks come next. See
-:mod:`jepsenlike.nemesis.package` for how to add one.
+Built in: ``kill``, ``pause``, ``partition``, ``clock``, ``slow``, ``flaky``.
+Others arrive as ``jepsenlike.nemesis`` entry points (see
+``docs/writing-a-nemesis.md`` and :mod:`jepsenlike.nemesis.package`).
 """
 
 from jepsenlike.nemesis.core import (

@@ -15,22 +15,58 @@ check on the backend's type):
 
 * ``kill``  -- :meth:`Backend.kill` (SIGKILL, or the in-process equivalent)
   and :meth:`Backend.restart` with the same data;
-* ``pause`` -- :meth:`Backend.pause` / :meth:`Backend.resume` (SIGSTOP/SIGCONT).
+* ``pause`` -- :meth:`Backend.pause` / :meth:`Backend.resume` (SIGSTOP/SIGCONT);
+* ``net``   -- peer traffic between nodes can be cut by a grudge
+  (:meth:`Backend.apply_grudge`, :meth:`Backend.heal_network`), delayed
+  (:meth:`Backend.slow_links`) and made to drop connections
+  (:meth:`Backend.flaky_links`);
+* ``clock`` -- each node's wall clock can be bumped, strobed, made to drift and
+  reset through :meth:`Backend.clock` (a :class:`ClockControl`).
 
-``net`` (partitions) and ``clock`` arrive with the network and clock nemeses.
+A backend that cannot offer a capability *here* (e.g. ``clock`` without
+libfaketime) leaves it out of :attr:`Backend.capabilities` and says why in
+:attr:`Backend.refusals`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from jepsenlike.errors import JepsenlikeError
 from jepsenlike.systems.base import NodeSpec
 
 KILL = "kill"
 PAUSE = "pause"
-CAPABILITIES = (KILL, PAUSE)
+NET = "net"
+CLOCK = "clock"
+CAPABILITIES = (KILL, PAUSE, NET, CLOCK)
+
+Link = tuple[str, str]
+"""A directed peer link ``(src, dst)``."""
+
+
+class ClockControl(Protocol):
+    """One node's wall clock, as the ``clock`` nemesis drives it
+    (:class:`jepsenlike.faketime.FaketimeClock` is one)."""
+
+    def bump(self, seconds: float) -> None:
+        """Step the clock by ``seconds`` (negative: backwards)."""
+        ...
+
+    def set_rate(self, rate: float) -> None:
+        """Run at ``rate`` seconds per real second from now on."""
+        ...
+
+    def strobe(self, delta: float, period: float, duration: float) -> None:
+        """Flip between ``+delta`` and the course every ``period`` s for ``duration`` s."""
+        ...
+
+    def reset(self) -> None:
+        """Back to real time."""
+        ...
 
 
 class NodeStartError(JepsenlikeError):
@@ -42,6 +78,8 @@ class Backend(ABC):
 
     name: str = ""
     capabilities: frozenset[str] = frozenset()
+    #: Capability name -> why this backend cannot offer it here.
+    refusals: Mapping[str, str] = {}
 
     def __init__(self) -> None:
         self.nodes: list[NodeSpec] = []
@@ -79,6 +117,26 @@ class Backend(ABC):
 
     def resume(self, node_id: str) -> None:
         raise NotImplementedError(f"backend {self.name!r} cannot resume nodes")
+
+    def apply_grudge(self, grudge: Mapping[str, Iterable[str]]) -> None:
+        """Cut peer traffic: bytes from X to Y are held while ``X in grudge[Y]``."""
+        raise NotImplementedError(f"backend {self.name!r} cannot partition the network")
+
+    def heal_network(self) -> None:
+        """End every partition."""
+        raise NotImplementedError(f"backend {self.name!r} cannot partition the network")
+
+    def slow_links(self, links: Iterable[Link] | None, latency_ms: float, jitter_ms: float) -> None:
+        """Delay traffic on ``links`` (None: every link); 0, 0 removes the delay."""
+        raise NotImplementedError(f"backend {self.name!r} cannot slow the network")
+
+    def flaky_links(self, links: Iterable[Link] | None, drop_probability: float) -> None:
+        """Drop connections on ``links`` (None: every link) at random; 0 stops it."""
+        raise NotImplementedError(f"backend {self.name!r} cannot make the network flaky")
+
+    def clock(self, node_id: str) -> ClockControl:
+        """The wall clock of ``node_id``."""
+        raise NotImplementedError(f"backend {self.name!r} cannot change clocks")
 
     def node_state(self, node_id: str) -> str:
         """``up``, ``killed`` or ``paused`` as far as the backend did it."""

@@ -3,21 +3,31 @@
 An in-process system (``memory``) has no processes to signal; this backend
 builds its cluster object and forwards ``kill``/``restart``/``pause``/``resume``
 to the cluster's fault switches, which simulate what the signals would do (see
-:mod:`jepsenlike.systems.memory`). It advertises the same capabilities as the
-``local`` backend so that the same nemeses run against it.
+:mod:`jepsenlike.systems.memory`). It offers ``kill`` and ``pause``; ``net``
+and ``clock`` are refused with a reason (:data:`REFUSALS`): the nodes share one
+store in one process, so there is no peer traffic to cut and no per-node clock
+that the store reads.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from jepsenlike.backends.base import KILL, PAUSE, Backend
+from jepsenlike.backends.base import CLOCK, KILL, NET, PAUSE, Backend
 from jepsenlike.systems.base import NodeSpec, System
+
+REFUSALS = {
+    NET: "the in-process system's nodes share one store in the harness process; "
+         "there is no peer traffic for the proxies to cut (use raft or paxos for network faults)",
+    CLOCK: "the in-process system's nodes are not processes and read no clock; "
+           "libfaketime cannot skew them (use raft or paxos for clock faults)",
+}
 
 
 class InProcessBackend(Backend):
     name = "local"
     capabilities = frozenset({KILL, PAUSE})
+    refusals = REFUSALS
 
     def __init__(self, system: System, n_nodes: int, *, bug: str | None = None, seed: int = 0) -> None:
         super().__init__()

@@ -19,8 +19,24 @@ tail of its log.
 Faults: ``kill`` is SIGKILL to the group and ``restart`` runs the same
 command on the same data dir; ``pause``/``resume`` are SIGSTOP/SIGCONT.
 
+Network (capability ``net``): before the first node starts, a
+:class:`~jepsenlike.net.proxy.ProxyNet` (seeded from the run's seed) opens one
+userspace proxy per directed peer link, and each node's ``--peers`` are the
+proxy addresses :meth:`ProxyNet.peers_for` gives it; partitions, latency and
+connection drops are applied there (see ``docs/faults.md``). Clients talk to
+nodes directly.
+
+Clocks (capability ``clock``, only when :func:`~jepsenlike.faketime.search_libfaketime`
+finds the library; otherwise :attr:`LocalBackend.refusals` says why): each
+node gets one :class:`~jepsenlike.faketime.FaketimeClock` on
+``<run_dir>/nodes/<id>.faketime`` for the whole run, restarts included, and
+is started with its ``env_for_process()``. Clocks are only preloaded when the
+run asks for clock faults (``clocks=True``): the preload makes every wall-clock
+read of a node reread its control file.
+
 Nothing is left behind: :meth:`LocalBackend.teardown` (SIGCONT + SIGTERM,
-then SIGKILL after a short grace) runs from the runner's ``finally``; every
+then SIGKILL after a short grace; then the proxies are stopped and the clock
+driver threads joined) runs from the runner's ``finally``; every
 live backend is also registered for ``atexit``. ``SIGINT``/``SIGTERM`` are
 turned into exceptions by the runner so that the ``finally`` runs.
 Data dirs are removed at teardown unless ``keep_data``; logs stay.
@@ -38,9 +54,21 @@ import subprocess
 import threading
 import time
 import weakref
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from jepsenlike.backends.base import KILL, PAUSE, Backend, NodeStartError
+from jepsenlike.backends.base import (
+    CLOCK,
+    KILL,
+    NET,
+    PAUSE,
+    Backend,
+    ClockControl,
+    Link,
+    NodeStartError,
+)
+from jepsenlike.faketime import FaketimeClock, search_libfaketime
+from jepsenlike.net.proxy import ProxyNet
 from jepsenlike.systems.base import NodeSpec, System
 
 _LIVE: weakref.WeakSet[LocalBackend] = weakref.WeakSet()
@@ -115,7 +143,21 @@ class LocalBackend(Backend):
     """
 
     name = "local"
-    capabilities = frozenset({KILL, PAUSE})
+    capabilities = frozenset({KILL, PAUSE, NET, CLOCK})
+
+    @staticmethod
+    def capabilities_here(n_nodes: int = 2) -> tuple[frozenset[str], dict[str, str]]:
+        """What this backend can do on this machine, and why not the rest."""
+        caps = {KILL, PAUSE, NET, CLOCK}
+        refusals: dict[str, str] = {}
+        if n_nodes < 2:
+            caps.discard(NET)
+            refusals[NET] = "a single node has no peer links to cut"
+        found = search_libfaketime()
+        if found.path is None:
+            caps.discard(CLOCK)
+            refusals[CLOCK] = found.reason
+        return frozenset(caps), refusals
 
     def __init__(
         self,
@@ -128,8 +170,15 @@ class LocalBackend(Backend):
         ready_timeout: float = 20.0,
         host: str = "127.0.0.1",
         keep_data: bool = False,
+        clocks: bool = False,
     ) -> None:
         super().__init__()
+        self.capabilities, self.refusals = self.capabilities_here(n_nodes)
+        self.net: ProxyNet | None = None
+        self.clocks: dict[str, FaketimeClock] = {}
+        self._want_clocks = clocks and CLOCK in self.capabilities
+        if clocks and CLOCK not in self.capabilities:
+            raise NodeStartError(f"clock faults asked for, but {self.refusals[CLOCK]}")
         self.system = system
         self.run_dir = Path(run_dir)
         self.bug = bug
@@ -157,8 +206,28 @@ class LocalBackend(Backend):
         ]
 
     def peers_of(self, node: NodeSpec) -> dict[str, str]:
-        """For every other node, the address ``node`` dials (a proxy will sit here later)."""
+        """For every other node, the address ``node`` dials: its proxy when the net is up."""
+        if self.net is not None:
+            return self.net.peers_for(node.id)
         return {n.id: n.peer_addr for n in self.nodes if n.id != node.id}
+
+    def _start_net(self) -> None:
+        """(Re)build the per-link proxies for the current layout, before any node starts."""
+        self._stop_net()
+        if NET in self.capabilities:
+            net = ProxyNet({n.id: n.peer_addr for n in self.nodes}, seed=self.seed, host=self.host)
+            net.start()
+            self.net = net
+
+    def _stop_net(self) -> None:
+        net, self.net = self.net, None
+        if net is not None:
+            net.stop()
+
+    def _start_clocks(self) -> None:
+        if self._want_clocks and not self.clocks:
+            for n in self.nodes:
+                self.clocks[n.id] = FaketimeClock(self.run_dir / "nodes" / f"{n.id}.faketime")
 
     def command(self, node: NodeSpec) -> list[str]:
         return self.system.node_command(node, self.peers_of(node), bug=self.bug, seed=self.seed)
@@ -180,7 +249,9 @@ class LocalBackend(Backend):
         """
         with _LIVE_LOCK:
             _LIVE.add(self)
+        self._start_clocks()
         for attempt in range(1, attempts + 1):
+            self._start_net()
             for node in self.nodes:
                 Path(node.data_dir).mkdir(parents=True, exist_ok=True)
                 self._spawn(node, "started")
@@ -208,8 +279,10 @@ class LocalBackend(Backend):
         with open(log, "ab") as fh:
             fh.write(f"--- jepsenlike: {why} at {time.strftime('%H:%M:%S')}: {' '.join(argv)}\n".encode())
             fh.flush()
+            clock = self.clocks.get(node.id)
             proc = subprocess.Popen(
                 argv,
+                env=clock.env_for_process() if clock is not None else None,
                 stdin=subprocess.DEVNULL,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
@@ -278,6 +351,12 @@ class LocalBackend(Backend):
                 proc.wait(5)
             except subprocess.TimeoutExpired:  # pragma: no cover - unkillable
                 pass
+        try:
+            self._stop_net()
+        except Exception:  # pragma: no cover - teardown never raises
+            pass
+        for clock in self.clocks.values():
+            clock.close(remove=True)
         if not self.keep_data:
             for node in self.nodes:
                 shutil.rmtree(node.data_dir, ignore_errors=True)
@@ -341,6 +420,30 @@ class LocalBackend(Backend):
             self._signal(self.procs[node_id], signal.SIGCONT)
             _await_stopped(self.procs[node_id].pid, False)
             self.state[node_id] = "up"
+
+    def _require_net(self) -> ProxyNet:
+        if self.net is None:
+            raise RuntimeError(f"network faults unavailable: {self.refusals.get(NET, 'the proxies are not running')}")
+        return self.net
+
+    def apply_grudge(self, grudge: Mapping[str, Iterable[str]]) -> None:
+        self._require_net().apply_grudge(grudge)
+
+    def heal_network(self) -> None:
+        self._require_net().heal()
+
+    def slow_links(self, links: Iterable[Link] | None, latency_ms: float, jitter_ms: float) -> None:
+        self._require_net().slow(links, latency_ms=latency_ms, jitter_ms=jitter_ms)
+
+    def flaky_links(self, links: Iterable[Link] | None, drop_probability: float) -> None:
+        self._require_net().flaky(links, drop_probability=drop_probability)
+
+    def clock(self, node_id: str) -> ClockControl:
+        try:
+            return self.clocks[node_id]
+        except KeyError:
+            why = self.refusals.get(CLOCK, "the nodes were started without clock control (clocks=False)")
+            raise RuntimeError(f"no clock control for {node_id}: {why}") from None
 
     def node_state(self, node_id: str) -> str:
         with self._lock:

@@ -45,7 +45,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from jepsenlike.commands.run import print_report
     from jepsenlike.config import TestConfig
     from jepsenlike.errors import ConfigError
-    from jepsenlike.runner import check_run
+    from jepsenlike.runner import check_run, write_report
     from jepsenlike.store import RESULTS_FILE, TEST_FILE, read_json, resolve_run_dir
     from jepsenlike.workloads import get_workload
 
@@ -66,6 +66,7 @@ def _analyze(args: argparse.Namespace) -> int:
         except ValueError:
             fired = None
     results = check_run(run_dir, workload, doc, fired=fired)
+    write_report(run_dir, lambda line: print(line, file=sys.stderr))
     if doc.get("interrupted"):
         results["interrupted"] = True
     print_report(results, run_dir, config, sys.stdout)

@@ -1,7 +1,7 @@
 """``jepsenlike run``: deploy a cluster, drive a workload under faults, check, store.
 
-With no arguments: raft on 5 local nodes, the register workload, every
-fault that exists (kill, pause), 30 seconds of load. Every setting is a flag
+With no arguments: raft on 5 local nodes, the register workload, the faults
+kill, pause, partition and clock, 30 seconds of load. Every setting is a flag
 and may also come from a TOML file (``--config``); flags win over the file.
 
 Output: a live progress line on stderr, then the verdict, a summary of the
@@ -20,9 +20,11 @@ import sys
 import time
 import traceback
 from collections import Counter
+from pathlib import Path
 from typing import Any, TextIO
 
-from jepsenlike.cli import EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID, exit_code_for
+from jepsenlike.ci import PassPolicy, RunRecord, finish_suite
+from jepsenlike.cli import EXIT_ERROR, exit_code_for
 from jepsenlike.config import TestConfig, build_config
 from jepsenlike.errors import JepsenlikeError
 
@@ -31,10 +33,11 @@ D = TestConfig()
 # (field, metavar, help). Defaults are shown from TestConfig.
 FLAGS: list[tuple[str, str, str]] = [
     ("system", "NAME", "system under test: raft, paxos, memory or a plugin"),
-    ("backend", "NAME", "where nodes run: local"),
+    ("backend", "NAME", "where nodes run: local (processes) or docker (containers)"),
     ("nodes", "N", "number of nodes"),
     ("workload", "NAME", "register, append or set"),
-    ("nemesis", "LIST", "faults, comma-separated: kill, pause; 'none' for no faults"),
+    ("nemesis", "LIST", "faults, comma-separated: kill, pause, partition, clock, slow, flaky or a plugin "
+                        "(jepsenlike list); 'none' for no faults"),
     ("nemesis_interval", "SECONDS", "mean fault duration and gap between faults"),
     ("targets", "LIST", "target specs faults draw from: one, minority, majority, all, leader, n1+n3"),
     ("time_limit", "SECONDS", "seconds of client load (warm-up + chaos)"),
@@ -53,6 +56,15 @@ FLAGS: list[tuple[str, str, str]] = [
     ("ready_timeout", "SECONDS", "seconds to wait for nodes to become ready"),
     ("check_timeout", "SECONDS", "linearizability search budget (then unknown)"),
     ("name", "NAME", "test name in the store (default SYSTEM-WORKLOAD)"),
+    ("partition_shapes", "LIST", "partition shapes: one, halves, majority, majorities-ring, bridge, asymmetric, leader"),
+    ("grudge", "GRUDGE", "explicit partition instead of shapes: NODE=SENDER+SENDER;... e.g. n1=n2+n3;n2=n1"),
+    ("clock_faults", "LIST", "clock faults to draw from: bump, strobe, drift"),
+    ("clock_skew", "SECONDS", "largest clock bump / strobe delta"),
+    ("slow_latency_ms", "MS", "latency the slow nemesis adds to a link"),
+    ("slow_jitter_ms", "MS", "jitter the slow nemesis adds to a link"),
+    ("flaky_probability", "P", "chance a chunk on a flaky link aborts its connection"),
+    ("system_options", "LIST", "node options KEY=VALUE, comma-separated (e.g. read-mode=lease)"),
+    ("checkers", "LIST", "extra checkers to run (plugins; see jepsenlike list)"),
 ]
 
 
@@ -66,6 +78,8 @@ def _default_text(name: str) -> str:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
+        # No prefix matching: --partition must not silently mean --partition-shapes.
+        allow_abbrev=False,
         help="deploy a cluster, run a workload under faults, check and store the history",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
@@ -74,6 +88,12 @@ def register(sub: Any) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name, metavar=metavar, default=None,
                        help=f"{text} (default: {_default_text(name)})")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML: one testcase per run")
+    p.add_argument("--summary-md", metavar="FILE",
+                   help="write a Markdown summary (appended when FILE is $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--pass-policy", default="all", metavar="POLICY",
+                   help="valid runs needed for exit 0 with --test-count: all, any, N or P%% "
+                        "(default: all)")
     p.set_defaults(func=run_command)
 
 
@@ -94,6 +114,17 @@ def _run(args: argparse.Namespace) -> int:
 
     flags = {name: getattr(args, name) for name, _, _ in FLAGS}
     config = build_config(flags, args.config)
+    policy = PassPolicy.parse(args.pass_policy)
+    policy.validate_for(config.test_count)
+    records: list[RunRecord] = []
+
+    def finish() -> int:
+        done = finish_suite(records, pass_policy=policy, junit_xml_path=args.junit_xml,
+                            summary_md_path=args.summary_md)
+        if config.test_count > 1 or args.pass_policy != "all":
+            print(done.message, flush=True)
+        return done.exit_code
+
     verdicts: list[Any] = []
     crashed = 0
     for i in range(config.test_count):
@@ -112,16 +143,19 @@ def _run(args: argparse.Namespace) -> int:
         except JepsenlikeError as e:
             if line:
                 line.finish()
+            records.append(RunRecord.crashed(cfg.test_name, cfg.seed, f"{type(e).__name__}: {e}"))
             if config.test_count == 1:
+                finish()
                 raise
             print(f"jepsenlike: error: {e}", file=sys.stderr, flush=True)
             crashed += 1
             continue
-        except Exception:
+        except Exception as e:
             if line:
                 line.finish()
             print("jepsenlike: the harness crashed (a bug; please report it):", file=sys.stderr)
             traceback.print_exc()
+            records.append(RunRecord.crashed(cfg.test_name, cfg.seed, f"{type(e).__name__}: {e}"))
             crashed += 1
             continue
         finally:
@@ -129,17 +163,12 @@ def _run(args: argparse.Namespace) -> int:
                 line.finish()
         print_report(outcome.results, outcome.run_dir, cfg, sys.stdout)
         verdicts.append(outcome.valid)
+        records.append(RunRecord.from_run_dir(outcome.run_dir))
     if config.test_count > 1:
         summary = Counter("valid" if v is True else "invalid" if v is False else "unknown" for v in verdicts)
         print(f"=== {config.test_count} runs: {summary['valid']} valid, {summary['invalid']} invalid, "
               f"{summary['unknown']} unknown, {crashed} crashed")
-    if any(v is False for v in verdicts):
-        return EXIT_INVALID
-    if crashed:
-        return EXIT_ERROR
-    if any(v is not True for v in verdicts):
-        return EXIT_UNKNOWN
-    return EXIT_VALID if verdicts else EXIT_ERROR
+    return finish()
 
 
 def verdict_word(valid: Any) -> str:
@@ -169,11 +198,17 @@ def print_report(results: dict[str, Any], run_dir: Any, config: TestConfig, out:
                      if not isinstance(f.get("value"), dict) or f["value"].get("nodes") != [])
     out.write(f"  ops: {totals.get('ok', 0)} ok, {totals.get('fail', 0)} fail, {totals.get('info', 0)} info"
               + (f"; faults: {', '.join(f'{f} x{n}' for f, n in faults.items())}" if faults else "") + "\n")
+    coverage = (results.get("nemesis") or {}).get("summary")
+    if coverage:
+        out.write(f"  fault coverage: {coverage}\n")
     avail = stats.get("availability") or {}
     if avail:
         out.write("  availability: " + ", ".join(
             f"{ph} {a['ok_fraction']:.0%}" for ph, a in avail.items() if ph != "all") + "\n")
     out.write(f"Run dir: {run_dir}\n")
+    report = Path(run_dir) / "report.html"
+    if report.exists():
+        out.write(f"Report: {report}\n")
     out.write(f"Reproduce: {results.get('reproduce') or config.reproduce_command()}\n")
     out.flush()
 

@@ -63,6 +63,28 @@ class System(ABC):
     #: (the flag is then passed through unchecked).
     bugs: tuple[str, ...] | None = None
 
+    #: Node options ``--system-options`` accepts (``key=value``), or None to pass any.
+    option_names: tuple[str, ...] | None = ()
+    #: The options in force for this run (set by :meth:`configure`).
+    options: dict[str, str] = {}
+
+    def configure(self, options: dict[str, str], bug: str | None = None) -> None:
+        """Take the run's ``--system-options`` (and see its ``--bug``) before nodes start.
+
+        Raises:
+            ConfigError: an unknown option, or a combination that cannot work.
+        """
+        from jepsenlike.errors import ConfigError
+
+        if self.option_names is not None:
+            unknown = sorted(set(options) - set(self.option_names))
+            if unknown:
+                raise ConfigError(
+                    f"system {self.name!r} has no option {unknown[0]!r}; available: "
+                    f"{', '.join(self.option_names) or '(none)'}"
+                )
+        self.options = dict(options)
+
     def unavailable_reason(self) -> str | None:
         """Why this system cannot run here (e.g. its module is missing), or None."""
         return None

@@ -2,7 +2,8 @@
 
 Each node is ``python -m jepsenlike.models.raft`` with its id, client and
 peer addresses, the address it dials for every other node, its data dir and,
-optionally, a seeded bug. Readiness is ``GET /status`` answering 200; the
+optionally, a seeded bug and node options (``--system-options
+read-mode=lease`` becomes ``--read-mode lease``). Readiness is ``GET /status`` answering 200; the
 leader is the node whose status says ``role == "leader"`` with the highest
 term (a deposed leader that has not yet heard of the new term may still say
 leader; the higher term wins).
@@ -57,6 +58,8 @@ class KVNodeSystem(System):
         ]
         if bug:
             argv += ["--bug", bug]
+        for key, value in sorted(self.options.items()):
+            argv += [f"--{key}", value]
         return argv
 
     def open_client(self, node: NodeSpec, timeout: float) -> Any:
@@ -79,10 +82,25 @@ class RaftSystem(KVNodeSystem):
     name = "raft"
     description = "the reference Raft nodes (jepsenlike.models.raft)"
     module = "jepsenlike.models.raft"
+    option_names = ("read-mode", "max-drift", "tick-ms", "election-ticks", "heartbeat-ticks",
+                    "op-timeout", "snapshot-every", "max-batch", "max-inflight", "log-level")
 
+    def configure(self, options: dict[str, str], bug: str | None = None) -> None:
+        """As :meth:`System.configure`; ``--bug lease-without-bound`` needs lease reads."""
+        from jepsenlike.errors import ConfigError
+
+        super().configure(options, bug)
+        bugs = {b.strip() for b in (bug or "").split(",")}
+        if "lease-without-bound" in bugs and options.get("read-mode") != "lease":
+            raise ConfigError(
+                "bug 'lease-without-bound' only acts on lease reads; add "
+                "--system-options read-mode=lease (in a config file: system-options = [\"read-mode=lease\"])"
+            )
 
 
 class PaxosSystem(KVNodeSystem):
     name = "paxos"
     description = "the reference multi-Paxos nodes (jepsenlike.models.paxos)"
     module = "jepsenlike.models.paxos"
+    option_names = ("tick-ms", "election-ticks", "heartbeat-ticks", "op-timeout", "snapshot-every",
+                    "max-batch", "log-level")

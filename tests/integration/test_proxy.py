@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from jepsenlike.nemesis.grudge import majorities_ring
 
 from jepsenlike.errors import ConfigError
+from jepsenlike.nemesis.grudge import majorities_ring
 from jepsenlike.net import ProxyNet
 
 pytestmark = pytest.mark.integration

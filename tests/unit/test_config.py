@@ -20,7 +20,7 @@ def mem(**flags):
 def test_defaults_are_the_documented_ones():
     c = TestConfig()
     assert (c.system, c.backend, c.nodes, c.workload, c.nemesis, c.time_limit) == (
-        "raft", "local", 5, "register", ("kill", "pause"), 30.0)
+        "raft", "local", 5, "register", ("kill", "pause", "partition", "clock"), 30.0)
 
 
 def test_flags_are_coerced_and_a_seed_is_always_drawn():
@@ -37,7 +37,7 @@ def test_nemesis_none_means_no_faults():
 @pytest.mark.parametrize(
     "flags, message",
     [
-        ({"nemesis": "partiton"}, "--nemesis: unknown nemesis 'partiton'; available: kill, pause"),
+        ({"nemesis": "partiton"}, "--nemesis: unknown nemesis 'partiton'; available: kill, pause, partition, clock, slow, flaky"),
         ({"workload": "bank"}, "--workload: unknown workload 'bank'; available: register, append, set"),
         ({"routing": "sticky"}, "--routing: unknown routing 'sticky'; available: random, round-robin, leader"),
         ({"backend": "k8s"}, "--backend: unknown backend 'k8s'; available: local"),

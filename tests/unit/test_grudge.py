@@ -7,9 +7,9 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jepsenlike.nemesis import grudge as g
 
 from jepsenlike.errors import ConfigError
+from jepsenlike.nemesis import grudge as g
 
 
 def cluster(n: int) -> list[str]:

@@ -142,8 +142,8 @@ def test_packages_by_name_and_unknown_names():
     pkgs = build_packages(["kill", "pause"])
     assert [p.name for p in pkgs] == ["kill", "pause"]
     assert [op.f for p in pkgs for op in p.final] == ["start", "resume"]
-    with pytest.raises(ConfigError, match="unknown nemesis 'partition'; available: kill, pause"):
-        build_packages(["partition"])
+    with pytest.raises(ConfigError, match="unknown nemesis 'partiton'; available: kill, pause, partition, clock"):
+        build_packages(["partiton"])
 
 
 def test_schedule_is_seeded_alternates_start_stop_and_stays_in_the_chaos_phase():
