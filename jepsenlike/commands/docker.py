@@ -7,7 +7,9 @@ progress with rich: the first build on a machine runs debootstrap (minutes),
 later ones reuse the cached rootfs and base image and finish in seconds, or at
 once when the project's source is unchanged (the tag is a hash of the inputs).
 ``--base-image IMAGE`` builds FROM an image a registry serves instead (apt-get +
-pip inside). It prints the tag on the last line of stdout, for scripts.
+pip inside). ``--system NAME`` then builds that system's own image on top,
+when the system has a container recipe (:mod:`jepsenlike.docker.recipe`). It
+prints the tag on the last line of stdout, for scripts.
 
 ``clean`` removes containers, networks and volumes labelled by runs whose
 harness process is gone (``--all``: every run, live or not), and with
@@ -45,6 +47,10 @@ def register(sub: Any) -> None:
         "--rebuild-rootfs", action="store_true",
         help="run debootstrap again even if the rootfs tarball is cached",
     )
+    b.add_argument(
+        "--system", metavar="NAME",
+        help="also build the system's own image when it has a container recipe (prints that tag)",
+    )
     b.add_argument("-q", "--quiet", action="store_true", help="print only the tag")
     b.set_defaults(func=_build)
     c = dsub.add_parser(
@@ -70,6 +76,14 @@ def _build(args: argparse.Namespace) -> int:
     from jepsenlike.docker.image import build_node_image, ensure_rootfs_tarball
 
     console = Console(stderr=True)
+    recipe = None
+    if args.system:
+        from jepsenlike.systems import get_system
+
+        system = get_system(args.system)
+        recipe = system.container_recipe()
+        if recipe is not None and recipe.base_image:
+            args.base_image = recipe.base_image  # the system's own base wins
     client = docker_client(timeout=600)
     if args.rebuild_rootfs and not args.base_image:
         with console.status("debootstrap") as status:
@@ -96,6 +110,21 @@ def _build(args: argparse.Namespace) -> int:
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in image.steps.items()) or "nothing to do"
         verb = "built" if image.built else "up to date"
         console.print(f"{image.tag}: {verb} in {image.seconds:.1f} s ({steps}); base {image.base}")
+    if recipe is not None:
+        from jepsenlike.docker.recipe import build_system_image
+
+        def show(line: str) -> None:
+            if not args.quiet:
+                console.print(f"[dim]{line}[/dim]", highlight=False)
+
+        image = build_system_image(
+            client, system.name, recipe, node_image=image.tag, force=args.force, progress=show
+        )
+        if not args.quiet:
+            verb = "built" if image.built else "up to date"
+            console.print(f"{image.tag}: {verb} in {image.seconds:.1f} s; base {image.base}")
+    elif args.system and not args.quiet:
+        console.print(f"system {args.system!r} has no container recipe: it runs in {image.tag}")
     print(image.tag)
     return 0
 

@@ -5,7 +5,9 @@ Theory of operation
 :meth:`DockerBackend.start`:
 
 1. finds or builds the node image (:mod:`jepsenlike.docker.image`; cached by
-   its inputs, so this is a lookup after the first build);
+   its inputs, so this is a lookup after the first build) and, when the system
+   has a :meth:`~jepsenlike.systems.base.System.container_recipe`, the system
+   image on top of it (:mod:`jepsenlike.docker.recipe`, cached the same way);
 2. creates a bridge network of the run's own, labelled with the run id, on a
    ``/24`` from ``172.28.0.0/14`` that overlaps no Docker network and no host
    route (Docker refuses overlapping pools, so a lost race is retried on the
@@ -88,6 +90,7 @@ from jepsenlike.docker.iptables import (
     tc_script,
     wrap_command,
 )
+from jepsenlike.docker.recipe import build_system_image
 from jepsenlike.errors import ConfigError
 from jepsenlike.faketime import FaketimeClock
 from jepsenlike.systems.base import NodeSpec, System
@@ -202,8 +205,11 @@ class DockerBackend(Backend):
         bug: seeded bug passed to every node, or None.
         seed: the run's seed, passed to every node (and used to pick the subnet).
         ready_timeout: seconds to wait for all nodes to become ready.
-        image: an image tag to use as is; default: build or find the node image.
-        base_image: with no ``image``, build FROM this image (Path B) instead of debootstrap.
+        image: a node image tag to use as is; default: build or find the node image.
+            When the system has a :meth:`~jepsenlike.systems.base.System.container_recipe`,
+            its image is built (or found) on top of this one and the nodes run that.
+        base_image: with no ``image``, build FROM this image (Path B) instead of debootstrap
+            (a recipe's own ``base_image`` wins).
         client: a ``docker.DockerClient``; default from the environment.
         iptables: ``nft`` (default, bookworm's) or ``legacy``.
         progress: called with image-build progress lines.
@@ -272,6 +278,8 @@ class DockerBackend(Backend):
         self.network_name = f"jl-{self.run_id}"
         self.subnet: ipaddress.IPv4Network | None = None
         self.image: NodeImage | None = None
+        #: With a system recipe: the node image the system image was built on.
+        self.node_image_tag: str | None = None
         self.containers: dict[str, str] = {}  # node id -> container id
         self.volumes: dict[str, str] = {}
         self.state: dict[str, str] = {}
@@ -339,8 +347,18 @@ class DockerBackend(Backend):
         if self.client is None:
             self.client = docker_client()
         t0 = time.monotonic()
+        recipe = self.system.container_recipe()
         if self.image_tag is None:
-            self.image = build_node_image(self.client, base_image=self.base_image, progress=self.progress)
+            self.image = build_node_image(
+                self.client, base_image=(recipe.base_image if recipe else None) or self.base_image,
+                progress=self.progress,
+            )
+            self.image_tag = self.image.tag
+        if recipe is not None:
+            self.node_image_tag = self.image_tag
+            self.image = build_system_image(
+                self.client, self.system.name, recipe, node_image=self.image_tag, progress=self.progress
+            )
             self.image_tag = self.image.tag
         self.timings["image"] = time.monotonic() - t0
         t0 = time.monotonic()

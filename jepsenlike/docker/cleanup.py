@@ -134,14 +134,15 @@ def remove_resources(
 
 
 def remove_images(client: Any, result: Removed | None = None) -> Removed:
-    """Remove every jepsenlike-built image (node images first: they sit on the base)."""
+    """Remove every jepsenlike-built image (system, then node, then base: each sits on the next)."""
     import docker.errors
 
     from jepsenlike.docker.image import LABEL_KIND
 
     out = result if result is not None else Removed()
     images = client.images.list(filters={"label": LABEL_KIND})
-    images.sort(key=lambda im: 0 if _labels(im).get(LABEL_KIND) == "node" else 1)
+    order = {"system": 0, "node": 1}  # each kind sits on the next; base images last
+    images.sort(key=lambda im: order.get(_labels(im).get(LABEL_KIND, ""), 2))
     for im in images:
         name = im.tags[0] if im.tags else im.short_id
         try:

@@ -345,17 +345,68 @@ include = ["jepsenlike*"]
 """
 
 
-def _context_tar(files: dict[str, bytes]) -> io.BytesIO:
+def _context_tar(files: dict[str, bytes], modes: dict[str, int] | None = None) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in sorted(files.items()):
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            info.mode = 0o644
+            info.mode = (modes or {}).get(name, 0o644)
             info.mtime = 0  # the hash, not the mtime, says whether inputs changed
             tar.addfile(info, io.BytesIO(data))
     buf.seek(0)
     return buf
+
+
+@dataclass
+class BuildFailure:
+    """Where a ``docker build`` stopped: the step it was running and the log's last lines."""
+
+    step: str | None
+    error: str
+    tail: list[str]
+
+
+def docker_build(
+    client: Any, tag: str, context: io.BytesIO, labels: dict[str, str], progress: Progress = _quiet,
+    *, on_error: Callable[[BuildFailure], Exception] | None = None,
+) -> None:
+    """``docker build`` of a context tarball (classic builder, no pull), streaming progress.
+
+    Raises ``on_error(failure)`` when the build fails (default: an
+    :class:`ImageBuildError` naming the tag, the failing step and the log tail).
+    """
+    import docker.errors
+
+    tail: list[str] = []
+    step: str | None = None
+
+    def fail(error: str) -> Exception:
+        failure = BuildFailure(step, error.strip(), list(tail))
+        if on_error is not None:
+            return on_error(failure)
+        at = f" at {step}" if step else ""
+        return ImageBuildError(
+            f"building {tag} failed{at}: {failure.error}\nlast lines:\n" + "\n".join(tail)
+        )
+
+    try:
+        for chunk in client.api.build(
+            fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, decode=True,
+            labels=labels, pull=False,
+        ):
+            if "error" in chunk:
+                raise fail(str(chunk["error"]))
+            for line in str(chunk.get("stream", "")).splitlines():
+                line = line.rstrip()
+                if not line:
+                    continue
+                if line.startswith("Step ") and " : " in line:
+                    step = line
+                tail = (tail + [line])[-15:]
+                progress(line)
+    except docker.errors.APIError as e:
+        raise fail(str(e)) from e
 
 
 def inputs_hash(dockerfile: str, base: str, files: dict[str, bytes]) -> str:
@@ -452,25 +503,7 @@ def build_node_image(
     context["Dockerfile"] = dockerfile.encode()
     progress(f"building {tag} FROM {base} ({len(files)} project files)")
     t0 = time.monotonic()
-    tail: list[str] = []
-    import docker.errors
-
-    try:
-        for chunk in client.api.build(
-            fileobj=_context_tar(context), custom_context=True, tag=tag, rm=True,
-            forcerm=True, decode=True, labels={LABEL_KIND: "node", LABEL_HASH: digest},
-            pull=False,
-        ):
-            if "error" in chunk:
-                raise ImageBuildError(
-                    f"building {tag} failed: {chunk['error'].strip()}\nlast lines:\n" + "\n".join(tail)
-                )
-            line = str(chunk.get("stream", "")).rstrip()
-            if line:
-                tail = (tail + [line])[-15:]
-                progress(line)
-    except docker.errors.APIError as e:
-        raise ImageBuildError(f"building {tag} failed: {e}") from e
+    docker_build(client, tag, _context_tar(context), {LABEL_KIND: "node", LABEL_HASH: digest}, progress)
     steps["build"] = time.monotonic() - t0
     prune_node_images(client, keep=KEEP_NODE_IMAGES)
     return NodeImage(tag, digest, base, True, time.monotonic() - t_start, steps)

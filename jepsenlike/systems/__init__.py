@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from jepsenlike.errors import ConfigError
-from jepsenlike.systems.base import NodeSpec, System
+from jepsenlike.systems.base import ContainerRecipe, NodeSpec, System
 from jepsenlike.systems.memory import MemorySystem
 from jepsenlike.systems.raft import PaxosSystem, RaftSystem
 
-__all__ = ["NodeSpec", "System", "ENTRY_POINT_GROUP", "get_system", "system_names"]
+__all__ = ["ContainerRecipe", "NodeSpec", "System", "ENTRY_POINT_GROUP", "get_system", "system_names"]
 
 ENTRY_POINT_GROUP = "jepsenlike.systems"
 

@@ -13,7 +13,11 @@ for what it needs:
 * :meth:`System.leader` -- optionally, which node is the leader now (used by
   the ``leader`` routing and the ``leader`` nemesis target);
 * :meth:`System.open_client` -- a :class:`jepsenlike.client.NodeClient` for one
-  node, one per worker so that workers never share a connection.
+  node, one per worker so that workers never share a connection;
+* :meth:`System.container_recipe` -- optionally, for the ``docker`` backend, a
+  :class:`ContainerRecipe`: Dockerfile lines and files that put the system's own
+  programs into the container, on top of jepsenlike's node image (default None:
+  the node image is enough, as for the reference nodes).
 
 A system that runs inside the harness (``memory``) sets ``in_process`` and
 provides :meth:`System.make_cluster` instead of a command line; the backend
@@ -26,9 +30,11 @@ parties through the ``jepsenlike.systems`` entry-point group (see
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
 
 from jepsenlike.client import NodeClient
 
@@ -48,6 +54,78 @@ class NodeSpec:
     client_addr: str
     peer_addr: str
     data_dir: str
+
+
+#: What a :class:`ContainerRecipe` file is made from: its bytes, or a host path
+#: (a file, or a directory copied whole).
+RecipeSource = Union[bytes, str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class ContainerRecipe:
+    """How to put a system's own programs into the docker backend's node containers.
+
+    The docker backend builds an image ``FROM`` jepsenlike's node image (Debian
+    bookworm with Python 3.11, iptables, iproute2, libfaketime, and the project in
+    ``/opt/jepsenlike``), adds :attr:`files` to the build context, runs
+    :attr:`lines`, and starts the system's nodes from that image. The image is
+    tagged ``jepsenlike-system:<name>-<hash12>``, the hash covering the lines,
+    every file's name, bytes and mode, and the node image: an unchanged recipe is
+    built once and then found.
+
+    Attributes:
+        lines: Dockerfile instructions run on top of the node image, in order
+            (``RUN``, ``ENV``, ``COPY``, ``ADD``, ``WORKDIR``, ``USER``, ...; a
+            line ending in ``\\`` continues on the next). ``FROM``, ``ENTRYPOINT``
+            and ``CMD`` are refused: the backend picks the base and runs
+            :meth:`System.node_command` itself. No registry is needed unless a
+            line fetches from the network.
+        files: ``{path in the build context: source}`` for ``COPY``/``ADD`` to
+            use. A source is ``bytes`` (made executable when it starts with
+            ``#!``) or a host path: a file (its owner-execute bit is kept) or a
+            directory (copied whole, without ``__pycache__``, ``*.pyc`` and
+            hidden entries). Context paths are relative, without ``..``, and not
+            ``Dockerfile``.
+        base_image: for users with a registry: build jepsenlike's node layer
+            ``FROM`` this image (any Debian-like image with Python >= 3.11 and
+            pip, e.g. one that already ships your database), then apply the
+            recipe. Default: the registry-free node image.
+    """
+
+    lines: Sequence[str] = ()
+    files: Mapping[str, RecipeSource] = field(default_factory=dict)
+    base_image: str | None = None
+
+    def __post_init__(self) -> None:
+        from jepsenlike.errors import ConfigError
+
+        lines = (self.lines,) if isinstance(self.lines, str) else tuple(self.lines)
+        object.__setattr__(self, "lines", lines)
+        object.__setattr__(self, "files", dict(self.files))
+        continued = False
+        for line in lines:
+            if not isinstance(line, str):
+                raise ConfigError(f"container recipe lines are strings; got {line!r}")
+            for sub in line.splitlines() or [""]:
+                word = sub.strip().split(" ", 1)[0].upper()
+                if not continued and word in ("FROM", "ENTRYPOINT", "CMD"):
+                    raise ConfigError(
+                        f"container recipe line {sub.strip()!r}: {word} is not allowed (the docker "
+                        "backend chooses the base image and runs the system's node_command)"
+                    )
+                continued = sub.rstrip().endswith("\\")
+        for dest, source in self.files.items():
+            parts = dest.replace("\\", "/").split("/")
+            if not dest or dest.startswith("/") or ".." in parts or dest.strip("/") == "Dockerfile":
+                raise ConfigError(
+                    f"container recipe file {dest!r}: context paths are relative, without '..', "
+                    "and not 'Dockerfile'"
+                )
+            if not isinstance(source, (bytes, str, os.PathLike)):
+                raise ConfigError(
+                    f"container recipe file {dest!r}: the source is bytes or a path; got "
+                    f"{type(source).__name__}"
+                )
 
 
 class System(ABC):
@@ -137,6 +215,17 @@ class System(ABC):
 
     def leader(self, nodes: list[NodeSpec], timeout: float = 0.5) -> str | None:
         """The id of the current leader, if the system has one and it is known."""
+        return None
+
+    def container_recipe(self) -> ContainerRecipe | None:
+        """What the ``docker`` backend adds to its node image for this system, or None.
+
+        None (the default) runs :meth:`node_command` in jepsenlike's node image as
+        it is, which is all the reference nodes need. A system whose nodes need
+        their own programs returns a :class:`ContainerRecipe`; its
+        :meth:`node_command` then names them as they are inside the container.
+        Called once per backend start, after :meth:`configure`.
+        """
         return None
 
     def make_cluster(self, nodes: list[str], *, bug: str | None, seed: int) -> Any:
