@@ -30,6 +30,9 @@ libfaketime) leaves it out of :attr:`Backend.capabilities` and says why in
 
 from __future__ import annotations
 
+import atexit
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -67,6 +70,32 @@ class ClockControl(Protocol):
     def reset(self) -> None:
         """Back to real time."""
         ...
+
+
+_LIVE: weakref.WeakSet[Backend] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+def track_live(backend: Backend) -> None:
+    """Register a started backend so that interpreter exit tears it down."""
+    with _LIVE_LOCK:
+        _LIVE.add(backend)
+
+
+def untrack_live(backend: Backend) -> None:
+    """Forget a backend whose teardown has run."""
+    with _LIVE_LOCK:
+        _LIVE.discard(backend)
+
+
+def _teardown_all() -> None:
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for b in live:
+        b.teardown()
+
+
+atexit.register(_teardown_all)
 
 
 class NodeStartError(JepsenlikeError):

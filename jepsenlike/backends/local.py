@@ -44,7 +44,6 @@ Data dirs are removed at teardown unless ``keep_data``; logs stay.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
@@ -53,7 +52,6 @@ import socket
 import subprocess
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -66,23 +64,12 @@ from jepsenlike.backends.base import (
     ClockControl,
     Link,
     NodeStartError,
+    track_live,
+    untrack_live,
 )
 from jepsenlike.faketime import FaketimeClock, search_libfaketime
 from jepsenlike.net.proxy import ProxyNet
 from jepsenlike.systems.base import NodeSpec, System
-
-_LIVE: weakref.WeakSet[LocalBackend] = weakref.WeakSet()
-_LIVE_LOCK = threading.Lock()
-
-
-def _teardown_all() -> None:
-    with _LIVE_LOCK:
-        live = list(_LIVE)
-    for b in live:
-        b.teardown()
-
-
-atexit.register(_teardown_all)
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
@@ -247,8 +234,7 @@ class LocalBackend(Backend):
         before our node binds it. A start that fails with "address already in
         use" in a node's log is retried on fresh ports, up to ``attempts`` times.
         """
-        with _LIVE_LOCK:
-            _LIVE.add(self)
+        track_live(self)
         self._start_clocks()
         for attempt in range(1, attempts + 1):
             self._start_net()
@@ -362,8 +348,7 @@ class LocalBackend(Backend):
                 shutil.rmtree(node.data_dir, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     Path(node.data_dir).parent.rmdir()  # only if now empty
-        with _LIVE_LOCK:
-            _LIVE.discard(self)
+        untrack_live(self)
 
     @staticmethod
     def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -52,7 +52,6 @@ by ``jepsenlike docker clean`` (:mod:`jepsenlike.docker.cleanup`).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ipaddress
 import os
@@ -63,7 +62,6 @@ import sys
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,6 +76,8 @@ from jepsenlike.backends.base import (
     ClockControl,
     Link,
     NodeStartError,
+    track_live,
+    untrack_live,
 )
 from jepsenlike.docker import cleanup
 from jepsenlike.docker.image import FAKETIME_LIB, NodeImage, build_node_image
@@ -100,20 +100,6 @@ PEER_PORT = 7000
 DATA_DIR = "/data"
 SUBNET_POOL = ipaddress.IPv4Network("172.28.0.0/14")  # 172.28.0.0 - 172.31.255.255
 FIRST_HOST = 10  # .1 is the bridge's gateway (the host); nodes from .10
-
-_LIVE: weakref.WeakSet[DockerBackend] = weakref.WeakSet()
-_LIVE_LOCK = threading.Lock()
-
-
-def _teardown_all() -> None:
-    with _LIVE_LOCK:
-        live = list(_LIVE)
-    for b in live:
-        b.teardown()
-
-
-atexit.register(_teardown_all)
-
 
 class DockerUnavailable(ConfigError):
     """No Docker SDK or no daemon answering; the message says which and how to fix it."""
@@ -342,8 +328,7 @@ class DockerBackend(Backend):
             if self._started:
                 raise RuntimeError("DockerBackend.start() was already called; make a new backend")
             self._started = True
-        with _LIVE_LOCK:
-            _LIVE.add(self)
+        track_live(self)
         if self.client is None:
             self.client = docker_client()
         t0 = time.monotonic()
@@ -544,8 +529,7 @@ class DockerBackend(Backend):
                 shutil.rmtree(self.control_dir(n.id), ignore_errors=True)
                 with contextlib.suppress(OSError):
                     self.control_dir(n.id).parent.rmdir()  # only if now empty
-            with _LIVE_LOCK:
-                _LIVE.discard(self)
+            untrack_live(self)
 
     # -- kill / pause -------------------------------------------------------------
 
