@@ -357,26 +357,7 @@ def _search(
             else:
                 nreq = lin_req
                 nopt = lin_opt | ebit[e]
-            ck = (nreq, new)
-            if has_opt:
-                masks = seen_opt.get(ck)
-                if masks is None:
-                    seen_opt[ck] = [nopt]
-                    fresh = True
-                else:
-                    fresh = True
-                    for mk in masks:
-                        if mk & ~nopt == 0:
-                            fresh = False
-                            break
-                    if fresh:
-                        masks.append(nopt)
-            elif ck in seen:
-                fresh = False
-            else:
-                seen.add(ck)
-                fresh = True
-            if fresh:
+            if _remember(seen, seen_opt, has_opt, (nreq, new), nopt):
                 n_states += 1
                 push((e, state, f_now))
                 state, lin_req, lin_opt = new, nreq, nopt
@@ -482,26 +463,7 @@ def _search_hinted(
             else:
                 nreq = lin_req
                 nopt = lin_opt | ebit[e]
-            ck = (nreq, new)
-            if has_opt:
-                masks = seen_opt.get(ck)
-                if masks is None:
-                    seen_opt[ck] = [nopt]
-                    fresh = True
-                else:
-                    fresh = True
-                    for mk in masks:
-                        if mk & ~nopt == 0:
-                            fresh = False
-                            break
-                    if fresh:
-                        masks.append(nopt)
-            elif ck in seen:
-                fresh = False
-            else:
-                seen.add(ck)
-                fresh = True
-            if fresh:
+            if _remember(seen, seen_opt, has_opt, (nreq, new), nopt):
                 n_states += 1
                 push((e, state, f_now, cands, ci))
                 state, lin_req, lin_opt = new, nreq, nopt
@@ -753,3 +715,33 @@ def _explain(f: dict[str, Any]) -> str:
         for c in f["candidates"][:8]:
             lines.append(f"    {c['description']}: {c['reason']}")
     return "\n".join(lines)
+
+
+def _remember(
+    seen: set[tuple[int, Any]],
+    seen_opt: dict[tuple[int, Any], list[int]],
+    has_opt: bool,
+    ck: tuple[int, Any],
+    nopt: int,
+) -> bool:
+    """Record a configuration; False when it (or one that dominates it) was seen.
+
+    ``ck`` is (required ops linearized, state). Without optional (info) ops
+    that pair is the whole configuration. With them, a configuration whose set
+    of linearized optional ops is a superset of one already seen is no news:
+    whatever could follow it could follow the smaller one too.
+    """
+    if not has_opt:
+        if ck in seen:
+            return False
+        seen.add(ck)
+        return True
+    masks = seen_opt.get(ck)
+    if masks is None:
+        seen_opt[ck] = [nopt]
+        return True
+    for mk in masks:
+        if mk & ~nopt == 0:
+            return False
+    masks.append(nopt)
+    return True
