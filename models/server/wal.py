@@ -374,8 +374,8 @@ def open_data_dir(
             if not repair:
                 raise DataDirError(
                     f"{wal.path}: the WAL is {what} but {IDENTITY_FILE} says "
-                    f"{stored.describe()} had state here; refusing to start with forgotten "
-                    "votes: restore the file, or start with --repair to begin from an empty WAL"
+                    f"{stored.describe()} had state here; starting would forget its "
+                    "votes and log: restore the file, or start with --repair to begin from an empty WAL"
                 )
             log.error(
                 "repair: %s is %s although %s says state existed; starting from an empty "
