@@ -13,8 +13,9 @@ records are JSON objects of three kinds:
   the whole log (a compaction's rewrite starts with one too, so the WAL always says
   which snapshot it continues).
 
-Its first record is the data dir's identity (see :func:`~jepsenlike.models.server.wal.open_data_dir`),
-also kept in ``DATA_DIR/identity.json``.
+Its first record is the data dir's identity (see
+:func:`~jepsenlike.models.server.wal.open_data_dir`), also kept in
+``DATA_DIR/identity.json``.
 
 ``DATA_DIR/snapshot.json`` holds the latest snapshot (index, term, state machine
 data), written atomically. :meth:`RaftStorage.save` writes everything one

@@ -321,7 +321,8 @@ class Identity:
         return json.dumps({"identity": self.to_wire()}, separators=(",", ":")).encode()
 
     def describe(self) -> str:
-        return f"{self.protocol} node {self.node} of cluster {self.cluster} ({','.join(self.members)})"
+        members = ",".join(self.members)
+        return f"{self.protocol} node {self.node} of cluster {self.cluster} ({members})"
 
 
 def _identity_from(doc: object) -> Identity | None:
@@ -375,7 +376,8 @@ def open_data_dir(
                 raise DataDirError(
                     f"{wal.path}: the WAL is {what} but {IDENTITY_FILE} says "
                     f"{stored.describe()} had state here; starting would forget its "
-                    "votes and log: restore the file, or start with --repair to begin from an empty WAL"
+                    "votes and log: restore the file, or start with --repair to begin from "
+                    "an empty WAL"
                 )
             log.error(
                 "repair: %s is %s although %s says state existed; starting from an empty "
@@ -398,7 +400,10 @@ def open_data_dir(
         )
     head: Identity | None = None
     if payloads and is_identity_record(payloads[0]):
-        head = _identity_from(json.loads(payloads[0])["identity"])
+        try:
+            head = _identity_from(json.loads(payloads[0])["identity"])
+        except (ValueError, KeyError):
+            head = None
         if head is None:
             wal.close()
             raise DataDirError(f"{wal.path}: record 1 at byte offset 0 is a malformed identity")
