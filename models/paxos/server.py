@@ -54,6 +54,7 @@ from jepsenlike.models.paxos.core import Config, Message, PaxosNode, Ready, Snap
 from jepsenlike.models.paxos.storage import FileStorage
 from jepsenlike.models.server.node import NodeServer, run_node
 from jepsenlike.models.server.nodeargs import add_common_arguments, add_protocol_arguments
+from jepsenlike.models.server.wal import Identity
 
 __all__ = ["PaxosServer", "add_arguments", "build_parser", "main", "run"]
 
@@ -80,6 +81,8 @@ class PaxosServer(NodeServer):
             args.data_dir,
             volatile="volatile-acceptor" in self.bugs,
             fsync=not args.no_fsync,
+            identity=Identity.of(self.protocol, self.id, self.peers),
+            repair=args.repair,
         )
         self.core: PaxosNode | None = None
 

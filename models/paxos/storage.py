@@ -13,18 +13,23 @@ On disk, in the data directory:
 
 * ``paxos.wal`` -- an append-only sequence of records, one per Ready that changed
   something. A record is ``length (4 bytes, big-endian) | crc32 (4 bytes) | payload``
-  where the payload is JSON ``{"p": ballot?, "a": [[slot, ballot, value], ...]?}``;
-  replaying the records in order rebuilds the promise and, per slot, the last vote.
+  where the payload is JSON ``{"p": ballot?, "a": [[slot, ballot, value], ...]?,
+  "c": checkpoint?}``; replaying the records in order rebuilds the promise and, per
+  slot, the last vote (``"c"``, written by a rewrite, names the checkpoint the votes
+  continue). The first record is the data dir's identity, also kept in
+  ``identity.json`` (see :func:`~jepsenlike.models.server.wal.open_data_dir`).
 * ``paxos.snapshot`` -- the latest checkpoint ``{"index", "data"}``, replaced
   atomically (write a temporary file, fsync, rename, fsync the directory).
 
-A SIGKILL can cut the last record short. :meth:`FileStorage.load` reads records
-until the first one that is incomplete or fails its checksum, treats that point as
-the end of the log (*torn tail*) and truncates the file there, so the next append
-does not land behind garbage. Only the last record can be torn, because a record is
-written completely before the one after it starts, and a torn record was never
+A SIGKILL can cut the last record short. Opening the storage reads records until
+the first one that does not check out. If it is a *torn tail* (the file ends inside
+it; the exact rule is in :mod:`jepsenlike.models.server.wal`) the file is truncated
+there, so the next append does not land behind garbage: a torn record was never
 acknowledged (its fsync never returned), so dropping it loses nothing promised to
-anybody.
+anybody. Anything else is *corruption*: :class:`~jepsenlike.models.server.wal.DataDirError`,
+file untouched, unless ``repair``. So is a lost WAL where ``identity.json`` says
+state existed, a data dir of another node, and a checkpoint file older than the one
+the WAL names.
 
 After a checkpoint (:meth:`FileStorage.save_snapshot`) the votes at or below it are
 no longer needed: the WAL is rewritten with the remaining state (temporary file,
@@ -53,7 +58,13 @@ from jepsenlike.models.paxos.core import (
     Ready,
     Snapshot,
 )
-from jepsenlike.models.server.wal import RecordFile, write_file_atomically
+from jepsenlike.models.server.wal import (
+    DataDirError,
+    Identity,
+    RecordFile,
+    open_data_dir,
+    write_file_atomically,
+)
 
 __all__ = ["FileStorage", "MemoryStorage", "Storage"]
 
@@ -138,24 +149,50 @@ class FileStorage(Storage):
         data_dir: created if missing.
         volatile: the ``volatile-acceptor`` seeded bug.
         fsync: turn off only for benchmarks of the protocol without the disk.
+        identity: whose directory this is (checked, and written at first start).
+        repair: cut a corrupt WAL at its first bad record instead of refusing.
+
+    Raises:
+        DataDirError: corruption, a lost WAL or checkpoint, or another node's data.
     """
 
     WAL = "paxos.wal"
     SNAPSHOT = "paxos.snapshot"
 
     def __init__(
-        self, data_dir: str | os.PathLike[str], volatile: bool = False, fsync: bool = True
+        self,
+        data_dir: str | os.PathLike[str],
+        volatile: bool = False,
+        fsync: bool = True,
+        identity: Identity | None = None,
+        repair: bool = False,
     ) -> None:
         super().__init__(volatile)
         self.dir = Path(data_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
-        snap_path = self.dir / self.SNAPSHOT
-        if snap_path.exists():
-            self.snapshot = Snapshot.from_wire(json.loads(snap_path.read_bytes()))
         self._wal = RecordFile(str(self.dir / self.WAL), fsync=fsync)
-        for payload in self._wal.open():
-            doc = json.loads(payload)
+        payloads = open_data_dir(self._wal, identity, repair)
+        snap_path = self.dir / self.SNAPSHOT
+        try:
+            if snap_path.exists():
+                self.snapshot = Snapshot.from_wire(json.loads(snap_path.read_bytes()))
+            docs = [json.loads(p) for p in payloads]
+        except (ValueError, KeyError, TypeError) as e:
+            self._wal.close()
+            raise DataDirError(
+                f"{self.dir}: unreadable {self.SNAPSHOT} or WAL record ({e}); the files are "
+                "left untouched: restore them"
+            ) from None
+        named = max((int(d.get("c", 0)) for d in docs), default=0)
+        if named > self.snapshot.index:
+            self._wal.close()
+            have = "missing" if self.snapshot.index == 0 else f"at slot {self.snapshot.index}"
+            raise DataDirError(
+                f"{snap_path}: the WAL continues a checkpoint at slot {named} but the "
+                f"checkpoint file is {have}; refusing to start with a hole: restore the file"
+            )
+        for doc in docs:
             if "p" in doc:
                 self.promised = (int(doc["p"][0]), str(doc["p"][1]))
             for w in doc.get("a", ()):
@@ -172,9 +209,10 @@ class FileStorage(Storage):
         self._wal.append([_encode(changes)])
 
     def _rewrite(self) -> None:
-        state: dict[str, Any] = {}
+        state: dict[str, Any] = {"c": self.snapshot.index}
         if not self.volatile:
             state = {
+                "c": self.snapshot.index,
                 "p": list(self.promised),
                 "a": [a.to_wire() for _, a in sorted(self.accepted.items())],
             }

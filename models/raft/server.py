@@ -40,6 +40,7 @@ from jepsenlike.models.raft.core import (
 from jepsenlike.models.raft.storage import RaftStorage
 from jepsenlike.models.server.node import NodeServer, Result, run_node
 from jepsenlike.models.server.nodeargs import add_common_arguments, add_protocol_arguments
+from jepsenlike.models.server.wal import Identity
 
 __all__ = ["RaftServer", "add_arguments", "build_parser", "main", "run"]
 
@@ -67,7 +68,11 @@ class RaftServer(NodeServer):
         )
         self.config.validate()
         self.storage: RaftStorage = RaftStorage(
-            args.data_dir, fsync=not args.no_fsync, volatile_vote="volatile-vote" in self.bugs
+            args.data_dir,
+            fsync=not args.no_fsync,
+            volatile_vote="volatile-vote" in self.bugs,
+            identity=Identity.of(self.protocol, self.id, self.peers),
+            repair=args.repair,
         )
         self.core: RaftNode | None = None
 

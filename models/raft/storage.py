@@ -10,15 +10,22 @@ records are JSON objects of three kinds:
   they go, and everything the log held from that index on is replaced (a follower
   truncating a conflicting suffix writes exactly this);
 * ``{"snap": [index, term]}`` -- a snapshot was installed from the leader and replaces
-  the whole log.
+  the whole log (a compaction's rewrite starts with one too, so the WAL always says
+  which snapshot it continues).
+
+Its first record is the data dir's identity (see
+:func:`~jepsenlike.models.server.wal.open_data_dir`), also kept in
+``DATA_DIR/identity.json``.
 
 ``DATA_DIR/snapshot.json`` holds the latest snapshot (index, term, state machine
 data), written atomically. :meth:`RaftStorage.save` writes everything one
 :class:`~jepsenlike.models.raft.core.Ready` asks to persist as one batch with one
 fsync; the driver sends messages only after it returns.
 
-Recovery (:meth:`RaftStorage.load`) reads the snapshot, replays the WAL (after
-cutting a torn tail) and keeps only entries that continue the snapshot: if the WAL's
+Recovery (:meth:`RaftStorage.load`) checks the identity, reads the snapshot, replays
+the WAL (after cutting a torn tail; a corrupt record, a lost WAL, or a snapshot file
+older than the one the WAL names raise :class:`~jepsenlike.models.server.wal.DataDirError`
+unless ``repair``) and keeps only entries that continue the snapshot: if the WAL's
 entry at the snapshot index has a different term (a crash between writing an
 installed snapshot and its WAL marker), the WAL entries are stale and dropped.
 
@@ -39,7 +46,13 @@ import os
 from typing import Any
 
 from jepsenlike.models.raft.core import Entry, HardState, Ready, Snapshot
-from jepsenlike.models.server.wal import RecordFile, write_file_atomically
+from jepsenlike.models.server.wal import (
+    DataDirError,
+    Identity,
+    RecordFile,
+    open_data_dir,
+    write_file_atomically,
+)
 
 __all__ = ["RaftStorage"]
 
@@ -53,10 +66,19 @@ def _dumps(obj: Any) -> bytes:
 class RaftStorage:
     """WAL + snapshot in one directory. Not thread-safe: one thread at a time."""
 
-    def __init__(self, data_dir: str, fsync: bool = True, volatile_vote: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        fsync: bool = True,
+        volatile_vote: bool = False,
+        identity: Identity | None = None,
+        repair: bool = False,
+    ) -> None:
         self.dir = data_dir
         self.fsync = fsync
         self.volatile_vote = volatile_vote
+        self.identity = identity
+        self.repair = repair
         os.makedirs(data_dir, exist_ok=True)
         self.wal = RecordFile(os.path.join(data_dir, "raft.wal"), fsync=fsync)
         self.snapshot_path = os.path.join(data_dir, "snapshot.json")
@@ -67,15 +89,35 @@ class RaftStorage:
     # -- recovery ---------------------------------------------------------------
 
     def load(self) -> tuple[HardState, Snapshot, list[Entry]]:
-        """Recover what was persisted (repairing a torn WAL tail)."""
+        """Recover what was persisted (cutting a torn WAL tail).
+
+        Raises:
+            DataDirError: corruption, a lost WAL or snapshot, or another node's data.
+        """
+        payloads = open_data_dir(self.wal, self.identity, self.repair)
         if os.path.exists(self.snapshot_path):
-            with open(self.snapshot_path, "rb") as f:
-                self.snapshot = Snapshot.from_wire(json.loads(f.read()))
+            try:
+                with open(self.snapshot_path, "rb") as f:
+                    self.snapshot = Snapshot.from_wire(json.loads(f.read()))
+            except (ValueError, KeyError, TypeError) as e:
+                self.wal.close()
+                raise DataDirError(
+                    f"{self.snapshot_path}: unreadable snapshot ({e}); the file is left "
+                    "untouched: restore it"
+                ) from None
         hs = HardState()
         entries: list[Entry] = []
         base = 0  # index of the entry before entries[0]
-        for payload in self.wal.open():
-            rec = json.loads(payload)
+        named_snapshot = 0  # the highest snapshot index the WAL says it continues
+        for number, payload in enumerate(payloads, start=2):
+            try:
+                rec = json.loads(payload)
+            except ValueError:
+                self.wal.close()
+                raise DataDirError(
+                    f"{self.wal.path}: record {number} has an intact checksum but is not "
+                    "JSON; the file is left untouched: restore it"
+                ) from None
             if "hs" in rec:
                 t, v, c = rec["hs"]
                 hs = HardState(t, v, c)
@@ -93,9 +135,16 @@ class RaftStorage:
                 idx, _term = rec["snap"]
                 entries = []
                 base = idx
-        if self.wal.torn_bytes:
-            log.warning("cut a torn WAL tail of %d bytes", self.wal.torn_bytes)
+                named_snapshot = max(named_snapshot, idx)
         snap = self.snapshot
+        if named_snapshot > snap.index:
+            self.wal.close()
+            have = "missing" if snap.index == 0 else f"at index {snap.index}"
+            raise DataDirError(
+                f"{self.snapshot_path}: the WAL continues a snapshot at index {named_snapshot} "
+                f"but the snapshot file is {have}; refusing to start with a hole in the log: "
+                "restore the file"
+            )
         # Keep only entries that continue the snapshot.
         if snap.index > 0:
             at = next((e for e in entries if e.index == snap.index), None)
@@ -151,7 +200,10 @@ class RaftStorage:
             return
         self._write_snapshot(snap)
         self.entries = [e for e in self.entries if e.index > snap.index]
-        records = [_dumps({"hs": self._hs_record(self.hard_state)})]
+        records = [
+            _dumps({"hs": self._hs_record(self.hard_state)}),
+            _dumps({"snap": [snap.index, snap.term]}),
+        ]
         if self.entries:
             records.append(_dumps({"e": [[e.index, e.term, e.data] for e in self.entries]}))
         self.wal.replace(records)

@@ -1,7 +1,8 @@
 """Protocol-independent server plumbing shared by the Raft and Paxos nodes.
 
-* :mod:`.wal` -- checksummed, length-prefixed record files with torn-tail repair,
-  fsync, and atomic file replacement (snapshots).
+* :mod:`.wal` -- checksummed, length-prefixed record files (a torn last record is cut,
+  any other damage refused), the data dir's identity record, fsync, and atomic file
+  replacement (snapshots).
 * :mod:`.http` -- a small keep-alive HTTP/1.1 JSON server on asyncio streams.
 * :mod:`.transport` -- peer messaging: one outbound TCP connection per peer, framed
   JSON, bounded queues, reconnect with backoff.

@@ -55,8 +55,18 @@ from jepsenlike.models.kv import KVStore, validate_op
 from jepsenlike.models.server.http import HttpServer
 from jepsenlike.models.server.nodeargs import setup_logging
 from jepsenlike.models.server.transport import Transport
+from jepsenlike.models.server.wal import DataDirError
 
-__all__ = ["NodeServer", "Result", "fail", "info", "run_node"]
+__all__ = [
+    "DIE_WITH_PARENT_ENV",
+    "EXIT_DATA_DIR",
+    "NodeServer",
+    "Result",
+    "die_with_parent",
+    "fail",
+    "info",
+    "run_node",
+]
 
 Result = dict[str, Any]
 
@@ -418,6 +428,50 @@ class _LogContext(logging.Filter):
         return True
 
 
+#: Set to the pid of the process starting the node to make the node die with it.
+DIE_WITH_PARENT_ENV = "JEPSENLIKE_DIE_WITH_PARENT"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+#: Exit status of a node that refuses to start on a damaged or foreign data dir.
+EXIT_DATA_DIR = 3
+
+
+def die_with_parent(env: dict[str, str] | None = None) -> None:
+    """Honour ``JEPSENLIKE_DIE_WITH_PARENT=<pid>``: be SIGKILLed when the parent dies.
+
+    On Linux this sets ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, so the kernel kills the
+    node when the thread that forked it exits, even on SIGKILL of the harness. The
+    parent may have died before the prctl took effect: so afterwards, if
+    ``os.getppid()`` is no longer the given pid, the node exits at once (status 1).
+    Elsewhere only that check is made. Unset or empty: nothing happens.
+
+    Raises:
+        ValueError: the variable is set but is not a pid.
+    """
+    value = (os.environ if env is None else env).get(DIE_WITH_PARENT_ENV, "").strip()
+    if not value:
+        return
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(
+            f"{DIE_WITH_PARENT_ENV}={value!r} is not a pid; set it to the pid of the process "
+            "that starts the node, or unset it"
+        )
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(err)}")
+    if os.getppid() != int(value):
+        print(
+            f"node: parent {value} is gone (parent is now {os.getppid()}); exiting",
+            file=sys.stderr,
+        )
+        sys.stderr.flush()
+        os._exit(1)
+
+
 def run_node(
     server_cls: type[NodeServer],
     parse_bugs: Any,
@@ -426,9 +480,16 @@ def run_node(
     """Run a node from parsed args until SIGTERM/SIGINT; return the exit code.
 
     2 for a usage error (unknown bug, bad config), 1 for an OS error (port in use,
-    unreadable data dir) or a dead task, 0 after a clean stop.
+    unreadable data dir) or a dead task, 3 (:data:`EXIT_DATA_DIR`) when the data dir
+    is damaged or another node's (one ERROR line says which file, offset and record),
+    0 after a clean stop.
     """
     name = server_cls.protocol
+    try:
+        die_with_parent()
+    except ValueError as e:
+        print(f"{name} node: error: {e}", file=sys.stderr)
+        return 2
     try:
         bugs = parse_bugs(args.bug)
     except ValueError as e:
@@ -444,6 +505,9 @@ def run_node(
 
     try:
         asyncio.run(_main())
+    except DataDirError as e:
+        logging.getLogger(name).error("refusing to start: %s", e)
+        return EXIT_DATA_DIR
     except ValueError as e:
         print(f"{name} node: error: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 ``python -m jepsenlike.models.<protocol> --id n1 --client-addr 127.0.0.1:9001
 --peer-addr 127.0.0.1:9101 --peers n2=127.0.0.1:9102,n3=127.0.0.1:9103 --data-dir DIR
-[--bug NAME] [--seed N] [--tick-ms 10] [--election-ticks N] [--no-fsync] ...``
+[--bug NAME] [--seed N] [--tick-ms 10] [--election-ticks N] [--no-fsync] [--repair] ...``
 
 ``--peer-addr`` is where this node listens for peer traffic; ``--peers`` gives, for each
 other node, the address *this* node dials to reach it (a per-link proxy may sit there).
@@ -58,6 +58,11 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds before an op answers info/timeout (default 1.0)",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
+    p.add_argument(
+        "--repair", action="store_true",
+        help="if the WAL is corrupt (or lost), cut it at the first bad record (or start "
+        "from an empty one) instead of refusing to start; logs what it cut",
+    )
 
 
 def add_protocol_arguments(
