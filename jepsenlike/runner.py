@@ -239,9 +239,10 @@ def run_test(
     """
     say = say or (lambda s: print(s, file=sys.stderr, flush=True))
     assert config.seed is not None, "build_config draws the seed"
-    system = get_system(config.system)
+    system = get_system(config.system, config.plugin_options)
     system.configure(config.system_option_map(), config.bug)
-    workload = get_workload(config.workload, check_timeout=config.check_timeout)
+    workload = get_workload(config.workload, check_timeout=config.check_timeout,
+                            plugin_options=config.plugin_options)
     requested = build_packages(config.nemesis, PackageOptions.from_config(config))
     caps, cap_reasons = backend_refusals(config.backend, system, config.nodes)
     packages, refused = [], {}
@@ -281,7 +282,7 @@ def run_test(
     backend = make_backend(config.backend, system, config.nodes, run_dir,
                            bug=config.bug, seed=config.seed, ready_timeout=config.ready_timeout,
                            clocks=any(CLOCK in p.nemesis.requires for p in packages),
-                           progress=say)
+                           progress=say, plugin_options=config.plugin_options)
     leaders = LeaderCache(system, backend)
     history: HistoryWriter | None = None
     nemlog = open(run_dir / NEMESIS_LOG, "w", encoding="utf-8")
@@ -502,11 +503,10 @@ def check_run(
 
 def _run_extra_checker(name: str, hist: Any, test_doc: dict[str, Any]) -> Result:
     """Load and run one ``jepsenlike.checkers`` plugin; any failure is ``unknown``, never a crash."""
-    from jepsenlike.plugins import load
+    from jepsenlike.checkers.plugins import make_checker
 
     try:
-        obj = load("checkers", name).obj
-        checker = obj() if isinstance(obj, type) else obj
+        checker = make_checker(name, ((test_doc.get("config") or {}).get("plugin_options")))
     except Exception as e:  # ConfigError, PluginError: the run is kept, the verdict says why
         return Result(UNKNOWN, {"error": str(e)}, f"checker {name!r} could not be loaded: {e}")
     res = check_safe(checker.check, hist, test_doc)

@@ -113,6 +113,10 @@ class NemesisPackage:
     final: tuple[FaultOp, ...]
     targets: tuple[str, ...] = ("one",)
     lane: str = MAIN_LANE
+    #: Optional: ``generator(rng, interval) -> Generator`` of this package's chaos ops
+    #: (:mod:`jepsenlike.gen`); it then runs on a timeline of its own and chooses its own
+    #: timing instead of the lane's start/stop cycles (see :mod:`jepsenlike.nemesis.schedule`).
+    generator: Callable[[random.Random, float], Any] | None = None
 
     def check(self, where: str = "") -> None:
         """Raise ValueError if the package does not fit together (fs, cycles, final)."""
@@ -243,61 +247,3 @@ def build_packages(names: Sequence[str], options: PackageOptions | None = None) 
         out.append(pkg)
     compose(p.nemesis for p in out)  # refuses overlapping fs now, not mid-run
     return out
-
-
-@dataclass(frozen=True)
-class ScheduledFault:
-    """One fault op and when to fire it (seconds since the test started)."""
-
-    at: float
-    op: FaultOp
-
-
-def plan_schedule(
-    packages: Sequence[NemesisPackage],
-    interval: float,
-    start: float,
-    end: float,
-    rng: random.Random,
-) -> list[ScheduledFault]:
-    """The timed fault plan for the chaos phase ``[start, end)``: every lane's
-    timeline, merged by time (see the module doc).
-
-    Pure: depends only on its arguments (and consumes ``rng``).
-    """
-    if not packages or interval <= 0:
-        return []
-    lanes: dict[str, list[NemesisPackage]] = {}
-    for pkg in packages:
-        lanes.setdefault(pkg.lane, []).append(pkg)
-    plan: list[ScheduledFault] = []
-    for i, members in enumerate(lanes.values()):
-        lane_rng = random.Random(rng.getrandbits(64))
-        # The first lane starts at once; the others a little later, so that
-        # lanes do not fire in lockstep.
-        first = start if i == 0 else start + interval * lane_rng.uniform(0.0, 0.5)
-        plan.extend(_plan_lane(members, interval, first, end, lane_rng))
-    plan.sort(key=lambda s: s.at)  # stable: a lane's own order is kept on ties
-    return plan
-
-
-def _plan_lane(
-    packages: Sequence[NemesisPackage], interval: float, start: float, end: float, rng: random.Random
-) -> list[ScheduledFault]:
-    plan: list[ScheduledFault] = []
-    deck: list[NemesisPackage] = []
-    t = start
-    while t < end:
-        if not deck:
-            deck = list(packages)
-            rng.shuffle(deck)
-        pkg = deck.pop()
-        start_f, stop_f = pkg.cycles[rng.randrange(len(pkg.cycles))]
-        target = pkg.targets[rng.randrange(len(pkg.targets))]
-        plan.append(ScheduledFault(round(t, 6), FaultOp(start_f, target)))
-        t += interval * rng.uniform(0.5, 1.5)
-        if t >= end:
-            break
-        plan.append(ScheduledFault(round(t, 6), FaultOp(stop_f)))
-        t += interval * rng.uniform(0.5, 1.5)
-    return plan

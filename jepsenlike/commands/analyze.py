@@ -57,7 +57,8 @@ def _analyze(args: argparse.Namespace) -> int:
         raise ConfigError(f"RUN_DIR: {run_dir / TEST_FILE} has no usable config: {e}") from None
     if args.check_timeout is not None:
         config = dataclasses.replace(config, check_timeout=args.check_timeout)
-    workload = get_workload(config.workload, check_timeout=config.check_timeout)
+    workload = get_workload(config.workload, check_timeout=config.check_timeout,
+                            plugin_options=config.plugin_options)
     fired = None
     old = run_dir / RESULTS_FILE
     if old.exists():

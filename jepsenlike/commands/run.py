@@ -33,7 +33,8 @@ D = TestConfig()
 # (field, metavar, help). Defaults are shown from TestConfig.
 FLAGS: list[tuple[str, str, str]] = [
     ("system", "NAME", "system under test: raft, paxos, memory or a plugin"),
-    ("backend", "NAME", "where nodes run: local (processes) or docker (containers)"),
+    ("backend", "NAME", "where nodes run: local (processes), docker (containers), in-process "
+                        "(the memory system's) or a plugin"),
     ("nodes", "N", "number of nodes"),
     ("workload", "NAME", "register, append or set"),
     ("nemesis", "LIST", "faults, comma-separated: kill, pause, partition, clock, slow, flaky or a plugin "
@@ -89,6 +90,9 @@ def register(sub: Any) -> None:
                        help=f"{text} (default: {_default_text(name)})")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML: one testcase per run")
+    p.add_argument("--option", dest="plugin_options", action="append", metavar="NAME.KEY=VALUE",
+                   help="a setting of plugin NAME (repeatable; `jepsenlike list` shows each plugin's "
+                        "options); in a --config file: an [options.NAME] table")
     p.add_argument("--summary-md", metavar="FILE",
                    help="write a Markdown summary (appended when FILE is $GITHUB_STEP_SUMMARY)")
     p.add_argument("--pass-policy", default="all", metavar="POLICY",
@@ -115,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name, _, _ in FLAGS}
     config = build_config(flags, args.config)
     policy = PassPolicy.parse(args.pass_policy)
+    flags["plugin_options"] = args.plugin_options
     policy.validate_for(config.test_count)
     records: list[RunRecord] = []
 

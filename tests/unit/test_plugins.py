@@ -59,7 +59,7 @@ def install(tmp_path, monkeypatch, dist: str, module: str, groups: dict[str, dic
 
 
 def test_builtins_are_registered_through_the_same_entry_points():
-    assert list(entries("nemesis"))[:6] == ["kill", "pause", "partition", "clock", "slow", "flaky"]
+    assert list(entries("nemesis"))[:6] == ["clock", "flaky", "kill", "partition", "pause", "slow"]
     assert {"raft", "paxos", "memory"} <= set(entries("systems"))
     assert {"register", "append", "set"} <= set(entries("workloads"))
     assert {"linearizable", "list-append", "set"} <= set(entries("checkers"))
@@ -86,7 +86,7 @@ def test_a_nemesis_plugin_loads_validates_and_builds(tmp_path, monkeypatch):
         load("nemesis", "noargs")
     with pytest.raises(PluginError, match=r"'gone' .*distribution noop-plugin\) failed to load: AttributeError"):
         load("nemesis", "gone")
-    with pytest.raises(ConfigError, match="unknown nemesis 'nope'; available: kill, pause, partition"):
+    with pytest.raises(ConfigError, match="unknown nemesis 'nope'; available: clock, flaky, kill, partition, pause, slow"):
         build_packages(["nope"])
 
 
