@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from jepsenlike.client import ROUTINGS
-from jepsenlike.errors import ConfigError, PluginError
+from jepsenlike.errors import ConfigError, JepsenlikeError, PluginError
 from jepsenlike.nemesis.grudge import PARTITION_SHAPES
 
 LEADER_SHAPE = "leader"
@@ -108,6 +108,9 @@ class TestConfig:
     system_options: tuple[str, ...] = ()
     #: Checkers run in addition to the workload's own (e.g. a plugin).
     checkers: tuple[str, ...] = ()
+    #: Replay this fault schedule instead of the packages' plan: JSON Lines of
+    #: ``{"at": seconds, "f": ..., "value": ...}``, or an earlier run's ``history.jsonl``.
+    schedule: str | None = None
     #: Plugins' own settings ``{plugin: {key: value}}`` (``--option NAME.KEY=VALUE``, a config
     #: file's ``[options.NAME]`` table); after :func:`build_config`, every option of every plugin
     #: in use, typed, defaults filled in.
@@ -323,7 +326,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected an integer seed, got {value!r}") from None
-    if name == "bug":
+    if name in ("bug", "schedule"):
         return None if value in (None, "", "none") else str(value)
     if kind == "int":
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -381,6 +384,8 @@ def build_config(
         where[k] = _flag(k)
     if values.get("seed") is None:
         values["seed"] = random.SystemRandom().randrange(2**31)
+    if values.get("schedule") and "nemesis" not in values:
+        values["nemesis"] = _schedule_nemeses(values["schedule"])
     if "backend" not in values:
         values["backend"] = _default_backend(str(values.get("system", TestConfig.system)))
     config = TestConfig(**values, plugin_options=plugin_options)
@@ -397,6 +402,20 @@ def _default_backend(system: str) -> str:
         return get_system(system).default_backend
     except (ConfigError, PluginError):
         return TestConfig.backend
+
+
+def _schedule_nemeses(path: str) -> tuple[str, ...]:
+    """The nemeses a ``--schedule`` file needs (when ``--nemesis`` is not given)."""
+    from jepsenlike.nemesis import PackageOptions, build_packages, nemesis_names
+    from jepsenlike.nemesis.schedule import load_schedule, packages_for
+
+    available: dict[str, frozenset[str]] = {}
+    for name in nemesis_names():
+        try:
+            available[name] = build_packages([name], PackageOptions())[0].nemesis.fs
+        except JepsenlikeError:
+            continue  # a plugin that needs settings: name it with --nemesis
+    return tuple(packages_for(load_schedule(path), available, path))
 
 
 def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None:
@@ -528,4 +547,8 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
     resolve_plugin_options(config, where)
     # Unknown names and incompatible combinations fail here; a fault the backend
     # cannot inject is not an error: the run records it as refused (verdict unknown).
-    build_packages(config.nemesis, PackageOptions.from_config(config))
+    packages = build_packages(config.nemesis, PackageOptions.from_config(config))
+    if config.schedule:
+        from jepsenlike.nemesis.schedule import check_schedule, load_schedule
+
+        check_schedule(config.schedule, load_schedule(config.schedule), packages, config.time_limit)

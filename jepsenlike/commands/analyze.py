@@ -42,10 +42,10 @@ def analyze_command(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from jepsenlike.analysis import check_run, write_report
     from jepsenlike.commands.run import print_report
     from jepsenlike.config import TestConfig
     from jepsenlike.errors import ConfigError
-    from jepsenlike.runner import check_run, write_report
     from jepsenlike.store import RESULTS_FILE, TEST_FILE, read_json, resolve_run_dir
     from jepsenlike.workloads import get_workload
 

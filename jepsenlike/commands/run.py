@@ -66,6 +66,8 @@ FLAGS: list[tuple[str, str, str]] = [
     ("flaky_probability", "P", "chance a chunk on a flaky link aborts its connection"),
     ("system_options", "LIST", "node options KEY=VALUE, comma-separated (e.g. read-mode=lease)"),
     ("checkers", "LIST", "extra checkers to run (plugins; see jepsenlike list)"),
+    ("schedule", "FILE", "replay this fault schedule (JSON Lines of {\"at\": s, \"f\": ..., \"value\": ...}, "
+                         "or an earlier run's history.jsonl) instead of the random plan"),
 ]
 
 
