@@ -127,3 +127,62 @@ def test_list_shows_every_kind_with_descriptions_and_marks_broken_plugins(tmp_pa
     assert "gone       BROKEN: nemesis plugin 'gone'" in out
     rows = {r.name: r for r in list_installed()["nemesis"]}
     assert rows["gone"].error and rows["noop"].error is None
+
+
+def _hist(*events):
+    from jepsenlike.history import History
+
+    return History.from_ops([{"index": i, "time": i, "process": p, "type": t, "f": f, "key": 0, "value": v}
+                             for i, (p, t, f, v) in enumerate(events)])
+
+
+def test_the_linearizable_checker_uses_the_workloads_model():
+    from jepsenlike.checkers.plugins import LinearizableChecker
+
+    checker = LinearizableChecker()
+    # A set history: an add acknowledged before a read that misses it cannot be linearized.
+    added = [(0, "invoke", "add", 1), (0, "ok", "add", 1)]
+    stale = _hist(*added, (1, "invoke", "read", None), (1, "ok", "read", []))
+    fresh = _hist(*added, (1, "invoke", "read", None), (1, "ok", "read", [1]))
+    assert checker.check(stale, {"config": {"workload": "set"}}).valid is False
+    assert checker.check(fresh, {"config": {"workload": "set"}}).valid is True
+    # A register history: a read of a value nobody wrote.
+    wrote = [(0, "invoke", "write", 1), (0, "ok", "write", 1)]
+    bad = _hist(*wrote, (1, "invoke", "read", None), (1, "ok", "read", 2))
+    good = _hist(*wrote, (1, "invoke", "read", None), (1, "ok", "read", 1))
+    assert checker.check(bad, {"config": {"workload": "register"}}).valid is False
+    assert checker.check(good, {"config": {"workload": "register"}}).valid is True
+    unknown = checker.check(good, {"config": {"workload": "no-such-workload"}})
+    assert unknown.valid == "unknown" and "declares no sequential model" in unknown.explanation
+
+
+def test_backends_are_plugins_and_a_system_names_the_ones_it_runs_on():
+    from jepsenlike.config import build_config
+
+    assert {"local", "docker", "in-process"} <= set(entries("backends"))
+    assert build_config({"system": "memory"}).backend == "in-process"
+    assert build_config({"system": "raft", "nemesis": "kill"}).backend == "local"
+    with pytest.raises(ConfigError, match=r"^--backend: system 'memory' runs only on in-process; "
+                                          r"use --backend in-process$"):
+        build_config({"system": "memory", "backend": "local"})
+    with pytest.raises(ConfigError, match=r"^--backend: system 'raft' has no in-harness cluster"):
+        build_config({"system": "raft", "backend": "in-process"})
+
+
+def test_options_are_typed_and_a_bad_key_or_value_names_the_valid_ones():
+    from jepsenlike.registry import Option, resolve_settings
+
+    opts = (Option("count", int, 1, "how many"), Option("rate", float, 0.5), Option("on", bool, False),
+            Option("mode", str, "kill", choices=("kill", "pause")))
+    assert resolve_settings("x", opts, {"count": "3", "on": "yes"}) == {
+        "count": 3, "rate": 0.5, "on": True, "mode": "kill"}
+    assert resolve_settings("x", opts, {"rate": 2, "mode": "pause"})["rate"] == 2.0
+    with pytest.raises(ConfigError, match=r"^--option x.cuont: plugin 'x' has no option 'cuont'; "
+                                          r"valid: count, rate, on, mode$"):
+        resolve_settings("x", opts, {"cuont": "3"})
+    with pytest.raises(ConfigError, match=r"^--option x.count: expected int, got '1.5'$"):
+        resolve_settings("x", opts, {"count": "1.5"})
+    with pytest.raises(ConfigError, match=r"^--option x.mode: 'stop' is not one of kill, pause$"):
+        resolve_settings("x", opts, {"mode": "stop"})
+    with pytest.raises(ConfigError, match="takes no options"):
+        resolve_settings("y", (), {"k": "v"})
