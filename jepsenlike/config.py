@@ -18,6 +18,7 @@ the run used; :meth:`TestConfig.to_dict` is what ``test.json`` stores and
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import re
@@ -404,11 +405,27 @@ def _default_backend(system: str) -> str:
         return TestConfig.backend
 
 
+def _schedule_run_config(path: str) -> list[str] | None:
+    """The ``nemesis`` list of the run whose ``history.jsonl`` ``path`` is, if it is one."""
+    p = Path(path)
+    try:
+        first = p.read_text(encoding="utf-8").lstrip().split("\n", 1)[0]
+        is_history = '"process"' in first and '"at"' not in first
+        doc = json.loads((p.parent / "test.json").read_text(encoding="utf-8")) if is_history else None
+    except (OSError, ValueError):
+        return None
+    names = ((doc or {}).get("config") or {}).get("nemesis")
+    return list(names) if isinstance(names, list) and names else None
+
+
 def _schedule_nemeses(path: str) -> tuple[str, ...]:
     """The nemeses a ``--schedule`` file needs (when ``--nemesis`` is not given)."""
     from jepsenlike.nemesis import PackageOptions, build_packages, nemesis_names
     from jepsenlike.nemesis.schedule import load_schedule, packages_for
 
+    run_config = _schedule_run_config(path)
+    if run_config is not None:
+        return tuple(run_config)  # a run's history: the same faults, in the same order
     available: dict[str, frozenset[str]] = {}
     for name in nemesis_names():
         try:
