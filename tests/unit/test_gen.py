@@ -166,3 +166,26 @@ def test_run_generator_on_the_real_clock_performs_and_stops_promptly():
     healed = []
     run_final(final(ops("x"), ["heal"]), lambda op: healed.append(op) or op, now)
     assert healed == ["heal"]
+
+
+def test_client_workloads_are_generators_too_seeded_and_paced():
+    from jepsenlike.config import TestConfig
+    from jepsenlike.generator import ClientGen, Paced, Stagger, derive_rng, plan_ops
+    from jepsenlike.workloads import get_workload
+
+    config = TestConfig(system="memory", seed=9, concurrency=2, rate=20.0)
+    w = get_workload("register")
+
+    def load(worker):
+        stagger = Stagger(config.rate, config.concurrency, derive_rng(config.seed, "stagger", worker))
+        gen = Paced(ClientGen(w, config, worker), stagger)
+        return simulate(time_limit(30.0, gen), perform=lambda inv, t: (inv, {"type": "fail"}))
+
+    a = load(1)
+    assert a == load(1)
+    # The ops are the worker's seeded plan (a cas resolved against nothing seen: old value None).
+    planned = plan_ops(w, config, len(a))[1]
+    assert [(i.f, i.key) for _, i in a] == [(i.f, i.key) for i in planned]
+    # 20 ops/s over 2 workers: each worker's mean gap is 0.1 s.
+    assert 250 < len(a) < 350
+    assert all(t2 >= t1 for (t1, _), (t2, _) in zip(a, a[1:], strict=False))
