@@ -207,6 +207,8 @@ class NemesisDriver:
         try:
             run_generator(gen, self.fire, now, stop)
         except BaseException as e:
+            if not isinstance(e, NemesisContractError):  # a generator that raised: keep its traceback
+                self._save_traceback(FaultOp("(generator)"), e, now())
             self.error = e
 
 

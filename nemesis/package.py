@@ -8,13 +8,16 @@ target specs a start op draws from, and the *final* ops that heal everything
 it may have done. The runner always runs every package's final ops at the end
 of the chaos phase, whatever happened before.
 
-:func:`plan_schedule` turns the packages into a timed plan, drawn entirely
-from an rng: starting at the end of warm-up, a package and one of its cycles
-are chosen, the start op fires with a chosen target spec, the stop op fires
-``interval * U(0.5, 1.5)`` seconds later, and the next fault starts
-``interval * U(0.5, 1.5)`` after that. A stop that would fall after the end of
-the chaos phase is left to the final ops. The plan is a plain list, so the
-same seed gives the same plan and tests can look at it.
+A package is a generator plus its final heal and its options. Its generator
+is either its own (``generator(rng, interval)``, any generator of the
+:mod:`jepsenlike.gen` protocol, on a timeline of its own: it chooses its ops
+and their timing) or, by default, its lane's start/stop cycles: starting at
+the end of warm-up, a package and one of its cycles are chosen, the start op
+fires with a chosen target spec, the stop op fires ``interval * U(0.5, 1.5)``
+seconds later, and the next fault starts ``interval * U(0.5, 1.5)`` after
+that. A stop that would fall after the end of the chaos phase is left to the
+final ops. :mod:`jepsenlike.nemesis.schedule` builds the run's generator from
+the packages; ``plan_schedule`` shows its plan (same seed, same plan).
 
 Lanes. Each package belongs to a *lane*. Packages of one lane take turns:
 start, stop, gap, start, ... -- so the faults that take nodes away (``kill``,
@@ -146,6 +149,8 @@ class NemesisPackage:
                     problems.append(f"final op {op!r} is not a FaultOp the nemesis handles")
             if not self.targets:
                 problems.append("no targets")
+            if self.generator is not None and not callable(self.generator):
+                problems.append("generator must be a callable generator(rng, interval) -> Generator")
         if problems:
             raise ValueError(f"{where}{'; '.join(problems)}")
 
