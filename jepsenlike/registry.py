@@ -251,11 +251,14 @@ class Registry:
                       declared_options(obj))
 
     def instantiate(self, plugin: Plugin, expected: type, *args: Any, **kwargs: Any) -> Any:
-        """Call the plugin's class/factory (keyword arguments it does not accept are dropped)
-        and check it made an ``expected``; an instance is returned as it is.
+        """Call the plugin's class/factory and check it made an ``expected``; an instance is
+        returned as it is. Keyword arguments it does not accept are not passed (a workload
+        need not take ``check_timeout``), except ``settings``: a plugin that declares options
+        must take them.
 
         Raises:
-            PluginError: the factory raises (ConfigError passes through) or makes something else.
+            PluginError: the factory raises (a ConfigError it raises passes through as the
+                user's error), cannot take its settings, or makes something else.
         """
         obj = plugin.obj
         if isinstance(obj, expected):
@@ -264,8 +267,12 @@ class Registry:
             params = inspect.signature(obj).parameters
             takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
             kw = {k: v for k, v in kwargs.items() if takes_any or k in params}
+            if "settings" in kwargs and "settings" not in kw:
+                raise PluginError(f"{self.kind} plugin {plugin.name!r} ({plugin.where}) declares "
+                                  f"plugin_options but {getattr(obj, '__name__', obj)!r} takes no "
+                                  f"settings= argument to receive them")
             made = obj(*args, **kw)
-        except ConfigError:
+        except (ConfigError, PluginError):
             raise
         except Exception as e:
             raise PluginError(f"{self.kind} plugin {plugin.name!r} ({plugin.where}) failed to "

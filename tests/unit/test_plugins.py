@@ -186,3 +186,40 @@ def test_options_are_typed_and_a_bad_key_or_value_names_the_valid_ones():
         resolve_settings("x", opts, {"mode": "stop"})
     with pytest.raises(ConfigError, match="takes no options"):
         resolve_settings("y", (), {"k": "v"})
+
+
+def test_a_system_plugin_with_options_gets_typed_settings_or_a_clear_error(tmp_path, monkeypatch):
+    from jepsenlike.config import build_config
+    from jepsenlike.systems import get_system
+
+    (tmp_path / "opt_plugin.py").write_text(textwrap.dedent("""
+        from jepsenlike.registry import Option
+        from jepsenlike.systems.memory import MemorySystem
+
+        class Tuned(MemorySystem):
+            '''A memory system with a knob.'''
+            plugin_options = (Option("knob", int, 3, "a knob"),)
+            def __init__(self, settings):
+                super().__init__()
+                self.knob = settings["knob"]
+
+        class Deaf(MemorySystem):
+            '''Declares options but cannot take them.'''
+            plugin_options = (Option("knob", int, 3, "a knob"),)
+    """))
+    info = tmp_path / "opt_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: opt-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[jepsenlike.systems]\ntuned = opt_plugin:Tuned\n"
+                                           "deaf = opt_plugin:Deaf\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "opt_plugin", raising=False)
+    c = build_config({"system": "tuned", "nemesis": "kill", "plugin_options": ["tuned.knob=7"]})
+    assert c.plugin_options == {"tuned": {"knob": 7}} and c.backend == "in-process"
+    assert "--option tuned.knob=7" in c.reproduce_command()
+    assert get_system("tuned", c.plugin_options).knob == 7
+    assert get_system("tuned").knob == 3
+    assert build_config({"system": "tuned", "nemesis": "kill"}).plugin_options == {"tuned": {"knob": 3}}
+    with pytest.raises(PluginError, match=r"^system plugin 'deaf' \(opt_plugin:Deaf, distribution opt-plugin\) "
+                                          r"declares plugin_options but 'Deaf' takes no settings= argument"):
+        get_system("deaf")
