@@ -35,9 +35,9 @@ up. ``rate == 0`` means as fast as the system answers.
 :mod:`jepsenlike.gen`, as the nemesis's faults are: :class:`ClientGen` asks
 the workload's plan for the next op (resolving it against what the worker
 has seen) and learns from each completion through ``update``; :class:`Paced`
-spaces its ops by the stagger above. :meth:`Worker.run_load` only interprets
-that generator (:func:`jepsenlike.gen.run_generator`), so a workload could
-hand the worker any other generator.
+spaces its ops by the stagger above; :class:`UntilOk` retries each final op
+until it is ok. :meth:`Worker.run_load` and :meth:`Worker.run_final` only
+interpret those generators (:func:`jepsenlike.gen.run_generator`).
 
 The runner (:mod:`jepsenlike.runner`) drives the phases; this module holds
 the pieces that run inside them.
@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jepsenlike.client import Router
-from jepsenlike.gen import GenContext, Generator, Wait, run_generator
+from jepsenlike.gen import GenContext, Generator, Wait, run_generator, until
 from jepsenlike.history import HistoryWriter
 from jepsenlike.workloads.base import Invocation, PlanParams, Workload
 
@@ -135,6 +135,29 @@ class ClientGen:
         """``event`` is ``(invocation, completion)``."""
         inv, res = event
         self.workload.observe(inv, res, self.seen)
+
+
+class UntilOk:
+    """Each op again until it completes ``ok``, ``pause`` seconds between tries (final reads)."""
+
+    def __init__(self, ops: list[Invocation], pause: float = 0.1) -> None:
+        self.ops, self.pause = list(ops), pause
+        self.i = 0
+        self.retry_at: float | None = None
+
+    def next_op(self, ctx: GenContext) -> Any:
+        if self.i >= len(self.ops):
+            return None
+        if self.retry_at is not None and ctx.time < self.retry_at:
+            return Wait(self.retry_at)
+        return self.ops[self.i]
+
+    def update(self, ctx: GenContext, event: Any) -> None:
+        _, res = event
+        if res.get("type") == "ok":
+            self.i, self.retry_at = self.i + 1, None
+        else:
+            self.retry_at = ctx.time + self.pause
 
 
 class Paced:
@@ -261,15 +284,11 @@ class Worker:
             self.error = e
 
     def run_final(self, ops: list[Invocation], deadline: float, stop: threading.Event) -> None:
-        """Run each op until it is ok (or the deadline passes), pausing briefly between tries."""
+        """Interpret :class:`UntilOk` of ``ops`` until it ends, the (monotonic) deadline passes,
+        or ``stop`` is set."""
         try:
-            for inv in ops:
-                while not stop.is_set() and time.monotonic() < deadline:
-                    res = self.invoke(inv)
-                    self.ops.update(GenContext(self._now(), stopping=True), (inv, res))
-                    if res.get("type") == "ok":
-                        break
-                    stop.wait(0.1)
+            end = self._now() + (deadline - time.monotonic())
+            run_generator(until(end, UntilOk(ops)), lambda inv: (inv, self.invoke(inv)), self._now, stop)
         except BaseException as e:
             self.error = e
 

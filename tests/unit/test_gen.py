@@ -189,3 +189,15 @@ def test_client_workloads_are_generators_too_seeded_and_paced():
     # 20 ops/s over 2 workers: each worker's mean gap is 0.1 s.
     assert 250 < len(a) < 350
     assert all(t2 >= t1 for (t1, _), (t2, _) in zip(a, a[1:], strict=False))
+
+
+def test_final_ops_are_a_generator_that_retries_each_op_until_ok():
+    from jepsenlike.generator import UntilOk
+
+    answers = iter(["fail", "info", "ok", "ok"])
+    trace = simulate(UntilOk(["read-a", "read-b"], pause=0.5),
+                     perform=lambda op, t: (op, {"type": next(answers)}))
+    assert trace == [(0.0, "read-a"), (0.5, "read-a"), (1.0, "read-a"), (1.0, "read-b")]
+    # A deadline (until) ends the retries of an op that never succeeds.
+    never = simulate(until(2.0, UntilOk(["read"], pause=0.5)), perform=lambda op, t: (op, {"type": "fail"}))
+    assert [t for t, _ in never] == [0.0, 0.5, 1.0, 1.5]
