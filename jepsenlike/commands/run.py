@@ -90,11 +90,11 @@ def register(sub: Any) -> None:
     for name, metavar, text in FLAGS:
         p.add_argument("--" + name.replace("_", "-"), dest=name, metavar=metavar, default=None,
                        help=f"{text} (default: {_default_text(name)})")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML: one testcase per run")
     p.add_argument("--option", dest="plugin_options", action="append", metavar="NAME.KEY=VALUE",
                    help="a setting of plugin NAME (repeatable; `jepsenlike list` shows each plugin's "
                         "options); in a --config file: an [options.NAME] table")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML: one testcase per run")
     p.add_argument("--summary-md", metavar="FILE",
                    help="write a Markdown summary (appended when FILE is $GITHUB_STEP_SUMMARY)")
     p.add_argument("--pass-policy", default="all", metavar="POLICY",
@@ -119,9 +119,9 @@ def _run(args: argparse.Namespace) -> int:
     from jepsenlike.runner import run_test
 
     flags = {name: getattr(args, name) for name, _, _ in FLAGS}
+    flags["plugin_options"] = args.plugin_options
     config = build_config(flags, args.config)
     policy = PassPolicy.parse(args.pass_policy)
-    flags["plugin_options"] = args.plugin_options
     policy.validate_for(config.test_count)
     records: list[RunRecord] = []
 
