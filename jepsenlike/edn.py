@@ -3,22 +3,33 @@
 Theory of operation
 -------------------
 EDN is Clojure's data notation; Jepsen stores histories in it. :func:`loads`
-parses the subset histories use -- maps, vectors, lists, sets, keywords,
-symbols, strings, characters, integers, floats, ``nil``, ``true``/``false``,
-``;`` comments, ``#_`` discards and tagged literals (``#jepsen.history.Op{...}``
-reads as the map; the tag is dropped) -- into Python values: maps become
-dicts, vectors and lists become lists, sets frozensets, keywords
-:class:`Keyword` (a ``str`` without the colon), symbols :class:`Symbol`.
-Commas are whitespace. A parse error names the line.
+parses what histories use -- maps, vectors, lists, sets, keywords, symbols,
+strings, characters, integers (``N`` big integers, ``0x`` hex), floats
+(``M`` big decimals read exactly as :class:`~decimal.Decimal`), ratios
+(``1/3`` as :class:`~fractions.Fraction`), ``nil``, ``true``/``false``,
+``;`` comments, ``#_`` discards, metadata (``^{...} form``, dropped) and tagged
+literals (``#jepsen.history.Op{...}`` reads as the map; the tag is dropped) --
+into Python values: maps become dicts, vectors and lists become lists, sets
+frozensets, keywords :class:`Keyword` (a ``str`` without the colon), symbols
+:class:`Symbol`. Commas are whitespace. ``##NaN``, ``##Inf`` and floats out of
+range are refused. A parse error names the line.
 
 :func:`read_edn_history` accepts a file holding either one vector (or list)
-of op maps, or one op map per line, and maps each op to :class:`Op`:
-``:type``, ``:f``, ``:value``, ``:process`` (``:nemesis`` -> ``"nemesis"``),
-``:time``, ``:index`` (ops are renumbered densely in file order, because
-filtered Jepsen histories have gaps), ``:error`` and ``:node``. Keywords in
-values become plain strings (``[:append 3 1]`` -> ``["append", 3, 1]``).
-Jepsen writes a nemesis op as two ``:info`` events; the first of each pair is
-read as the invocation.
+of op maps, or one op map per line, and maps each op to :class:`Op` through
+:class:`~jepsenlike.history.HistoryBuilder` (the same rules as JSON Lines):
+``:type``, ``:f``, ``:value``, ``:process``, ``:time``, ``:index`` (ops are
+renumbered densely in file order, because filtered Jepsen histories have gaps
+and some have no ``:index`` at all), ``:error`` and ``:node``. Keywords and
+strings are interchangeable for ``:type``, ``:f`` and ``:process``; keywords in
+values become plain strings (``[:append 3 1]`` -> ``["append", 3, 1]``), sets
+sorted lists, maps dicts with string keys. A missing ``:time`` repeats the
+previous event's; a ``:time`` earlier than the previous event's is kept and
+counted (``History.time_backwards``).
+
+A keyword process (``:nemesis``) is a non-client. Jepsen logs its ops as
+``:info`` events: an ``:info`` opens an op (read as the invocation) and the
+next ``:info`` of that process with the same ``:f`` closes it; a lone ``:info``
+is an invocation that never completes.
 
 Jepsen's *independent* workloads wrap each value as ``[key value]``. With
 ``independent=True`` the first element becomes the op's ``key``; with
@@ -31,13 +42,16 @@ Errors are :class:`HistoryError` as ``file:line: what is wrong``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from jepsenlike.errors import HistoryError
-from jepsenlike.history import NEMESIS, History, Op, _Pairer
+from jepsenlike.history import History, HistoryBuilder, Op
 
 __all__ = ["Keyword", "Symbol", "dumps", "loads", "read_edn_history", "write_edn_history"]
 
@@ -55,6 +69,8 @@ class Symbol(str):
 
 _DELIMS = set("()[]{}\"; \t\r\n,")
 _INT = re.compile(r"^[+-]?\d+N?$")
+_HEX = re.compile(r"^[+-]?0[xX][0-9a-fA-F]+N?$")
+_RATIO = re.compile(r"^[+-]?\d+/\d+$")
 _FLOAT = re.compile(r"^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?M?$")
 _CHARS = {"newline": "\n", "space": " ", "tab": "\t", "return": "\r", "formfeed": "\f", "backspace": "\b"}
 
@@ -123,11 +139,21 @@ class _Parser:
                     return frozenset(items)
                 except TypeError:
                     return items
+            if s.startswith("##", self.i):
+                self.i += 2
+                name = self.read_token()
+                raise self.error(
+                    f"##{name} is not a finite number; NaN and infinities are refused", start
+                )
             self.i += 1
             tag = self.read_token()
             if not tag:
                 raise self.error("bad '#' dispatch", start)
             return self.read()  # tagged literal: keep the value, drop the tag
+        if c == "^":  # metadata: ^{:a 1} form, ^:kw form, ^Type form -- drop it
+            self.i += 1
+            self.read()
+            return self.read()
         if c == "\\":
             self.i += 1
             tok = self.read_token() or s[self.i : self.i + 1]
@@ -207,7 +233,22 @@ class _Parser:
         if _INT.match(tok):
             return int(tok.rstrip("N"))
         if _FLOAT.match(tok):
-            return float(tok.rstrip("M"))
+            if tok.endswith("M"):  # BigDecimal: exact
+                try:
+                    return Decimal(tok[:-1])
+                except InvalidOperation:  # pragma: no cover - the regex admits only numbers
+                    raise self.error(f"bad number {tok!r}", start) from None
+            x = float(tok)
+            if not math.isfinite(x):
+                raise self.error(f"number {tok!r} is out of range (not finite); refused", start)
+            return x
+        if _RATIO.match(tok):
+            num, den = tok.split("/")
+            if int(den) == 0:
+                raise self.error(f"ratio {tok!r} divides by zero", start)
+            return Fraction(int(num), int(den))
+        if _HEX.match(tok):
+            return int(tok.rstrip("N"), 16)
         if tok[0].isdigit() or (tok[0] in "+-" and len(tok) > 1 and tok[1].isdigit()):
             raise self.error(f"bad number {tok!r}", start)
         return Symbol(tok)
@@ -216,7 +257,10 @@ class _Parser:
 def loads(text: str, source: str = "<edn>") -> Any:
     """Parse exactly one EDN value."""
     p = _Parser(text, source)
-    v = p.read()
+    try:
+        v = p.read()
+    except RecursionError:
+        raise p.error("nested too deeply to read") from None
     if not p.at_end():
         raise p.error("more than one value")
     return v
@@ -228,8 +272,18 @@ def loads_all(text: str, source: str = "<edn>") -> list[tuple[int, Any]]:
     out = []
     while not p.at_end():
         line = p.line()
-        out.append((line, p.read()))
+        try:
+            out.append((line, p.read()))
+        except RecursionError:
+            raise p.error("nested too deeply to read", _line_start(text, line)) from None
     return out
+
+
+def _line_start(text: str, line: int) -> int:
+    i = 0
+    for _ in range(line - 1):
+        i = text.index("\n", i) + 1
+    return i
 
 
 def _plain(v: Any) -> Any:
@@ -261,9 +315,20 @@ def read_edn_history(path: str | os.PathLike[str], *, independent: bool | None =
     p = Path(path)
     src = str(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise HistoryError(f"{src}: no such file") from None
+    except IsADirectoryError:
+        raise HistoryError(f"{src}: is a directory; give a history file") from None
     except OSError as e:
-        raise HistoryError(f"{src}: cannot read: {e.strerror}") from None
+        raise HistoryError(f"{src}: cannot read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise HistoryError(
+            f"{src}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); EDN is UTF-8"
+        ) from None
     forms = loads_all(text, src)
     if len(forms) == 1 and isinstance(forms[0][1], list):
         # one vector of ops: find each op's line by scanning for its opening brace
@@ -275,71 +340,103 @@ def read_edn_history(path: str | os.PathLike[str], *, independent: bool | None =
         entries = forms
     raw: list[tuple[int, dict[str, Any]]] = []
     for line, m in entries:
-        where = f"{src}:{line}"
         if not isinstance(m, dict):
-            raise HistoryError(f"{where}: expected an op map like {{:type :invoke, :f :read, ...}}, got {m!r}")
-        raw.append((line, {(str(k) if isinstance(k, (Keyword, Symbol)) else k): v for k, v in m.items()}))
+            raise HistoryError(
+                f"{src}:{line}: expected an op map like {{:type :invoke, :f :read, ...}}, "
+                f"got {m!r}"
+            )
+        raw.append((line, {(str(k) if isinstance(k, str) else k): v for k, v in m.items()}))
     if independent is None:
         independent = _looks_independent([m for _, m in raw])
-    pairer = _Pairer(src)
-    nemesis_open = False
+    builder = HistoryBuilder(src)
+    open_f: dict[str, str] = {}  # non-client process -> f of its open :info "invocation"
     last_time = 0
     for index, (line, m) in enumerate(raw):
-        where = f"{src}:{line}"
-        for field in ("type", "f", "process"):
-            if field not in m:
-                raise HistoryError(f"{where}: missing field :{field}")
-        typ = str(m["type"])
-        if typ not in ("invoke", "ok", "fail", "info"):
-            raise HistoryError(f"{where}: field :type is {m['type']!r}; expected :invoke, :ok, :fail or :info")
-        process = m["process"]
-        if isinstance(process, (Keyword, Symbol)):
-            if str(process) != NEMESIS:
-                raise HistoryError(f"{where}: field :process must be an integer or :nemesis, got {process!r}")
-            process = NEMESIS
-            # Jepsen logs a nemesis op as two :info events: invocation, then completion.
-            if typ == "info" and not nemesis_open:
-                typ = "invoke"
-            nemesis_open = typ == "invoke"
-        elif not isinstance(process, int) or isinstance(process, bool):
-            raise HistoryError(f"{where}: field :process must be an integer or :nemesis, got {process!r}")
-        t = m.get("time", last_time)
-        if not isinstance(t, int) or isinstance(t, bool):
-            raise HistoryError(f"{where}: field :time must be an integer (ns), got {t!r}")
-        t = max(t, 0)
-        last_time = t
-        f = _plain(m["f"])
-        if not isinstance(f, str):
-            f = str(f)
-        value = _plain(m.get("value"))
-        key = _plain(m.get("key"))
-        if independent and process != NEMESIS and f in _REGISTER_FS:
-            if not (isinstance(value, list) and len(value) == 2):
-                raise HistoryError(
-                    f"{where}: an independent op's :value must be [key value], got {value!r} "
-                    "(drop --independent for a single-key history)"
-                )
-            key, value = value
-        node = m.get("node")
-        op = Op(
-            index=index,
-            time=t,
-            process=process,
-            type=typ,
-            f=f,
-            key=key,
-            value=value,
-            node=None if node is None else str(_plain(node)),
-            error=_plain(m.get("error")),
+        builder.add(_op_from_map(m, index, line, src, independent, open_f, last_time), line)
+        last_time = builder.last_time
+    return builder.finish()
+
+
+def _op_from_map(
+    m: dict[str, Any],
+    index: int,
+    line: int,
+    src: str,
+    independent: bool,
+    open_f: dict[str, str],
+    last_time: int,
+) -> Op:
+    where = f"{src}:{line}"
+    for name in ("type", "f", "process"):
+        if name not in m:
+            raise HistoryError(f"{where}: missing field :{name}")
+    typ = m["type"]
+    if not isinstance(typ, str) or str(typ) not in ("invoke", "ok", "fail", "info"):
+        raise HistoryError(
+            f"{where}: field :type is {typ!r}; expected :invoke, :ok, :fail or :info"
         )
-        pairer.add(op, where)
-    return pairer.finish()
+    typ = str(typ)
+    f = _plain(m["f"])
+    if not isinstance(f, str):
+        f = dumps(f)
+    if not f:
+        raise HistoryError(f"{where}: field :f must not be empty")
+    process = m["process"]
+    if isinstance(process, str):
+        process = str(process)
+        if not process:
+            raise HistoryError(f"{where}: field :process must not be empty")
+        # Jepsen logs a nemesis op as :info events: the first opens it (read as the
+        # invocation), the next :info with the same :f closes it. A lone :info is an
+        # invocation that never completes; none of this is refused.
+        if typ == "info":
+            if open_f.get(process) == f:
+                del open_f[process]
+            else:
+                typ = "invoke"
+                open_f[process] = f
+        elif typ == "invoke":
+            open_f[process] = f
+        else:
+            open_f.pop(process, None)
+    elif not isinstance(process, int) or isinstance(process, bool):
+        raise HistoryError(
+            f"{where}: field :process must be an integer or a keyword such as :nemesis, "
+            f"got {process!r}"
+        )
+    t = m.get("time", last_time)
+    if t is None:
+        t = last_time
+    if not isinstance(t, int) or isinstance(t, bool):
+        raise HistoryError(f"{where}: field :time must be an integer (ns), got {t!r}")
+    t = max(t, 0)
+    value = _plain(m.get("value"))
+    key = _plain(m.get("key"))
+    if independent and type(process) is int and f in _REGISTER_FS:
+        if not (isinstance(value, list) and len(value) == 2):
+            raise HistoryError(
+                f"{where}: an independent op's :value must be [key value], got {value!r} "
+                "(drop --independent for a single-key history)"
+            )
+        key, value = value
+    node = m.get("node")
+    return Op(
+        index=index,
+        time=t,
+        process=process,
+        type=typ,
+        f=f,
+        key=key,
+        value=value,
+        node=None if node is None else str(_plain(node)),
+        error=_plain(m.get("error")),
+    )
 
 
 def _looks_independent(maps: list[dict[str, Any]]) -> bool:
     saw_read = False
     for m in maps:
-        if isinstance(m.get("process"), (Keyword, Symbol)):
+        if isinstance(m.get("process"), str):
             continue
         f = str(m.get("f"))
         if f not in _REGISTER_FS:
@@ -423,7 +520,7 @@ def write_edn_history(path: str | os.PathLike[str], history: History | list[Op])
                 ("index", dumps(op.index)),
                 ("time", dumps(op.time)),
                 ("type", f":{op.type}"),
-                ("process", ":nemesis" if op.process == NEMESIS else dumps(op.process)),
+                ("process", dumps(op.process, keyword_strings=True)),
                 ("f", dumps(op.f, keyword_strings=True)),
             ]
             if op.key is not None:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jepsenlike.client import Router
-from jepsenlike.history import HistoryWriter
+from jepsenlike.history_io import HistoryWriter
 from jepsenlike.workloads.base import Invocation, PlanParams, Workload
 
 

@@ -55,7 +55,7 @@ from jepsenlike.config import TestConfig
 from jepsenlike.coverage import coverage_verdict, describe_coverage, fault_coverage
 from jepsenlike.errors import HarnessBug
 from jepsenlike.generator import Phases, Tally, Worker, derive_rng, start_thread
-from jepsenlike.history import HistoryWriter, read_history
+from jepsenlike.history_io import HistoryWriter, read_history
 from jepsenlike.nemesis import (
     FaultOp,
     Nemesis,

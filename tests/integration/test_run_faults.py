@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from jepsenlike.faketime import search_libfaketime
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 from jepsenlike.systems.raft import PaxosSystem, RaftSystem
 
 pytestmark = [pytest.mark.integration]

@@ -9,7 +9,7 @@ from jepsenlike.checkers.linearizable import check_linearizable
 from jepsenlike.checkers.specs import get_spec
 from jepsenlike.edn import Keyword, dumps, loads, read_edn_history, write_edn_history
 from jepsenlike.errors import HistoryError
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 
 JEPSEN_SNIPPET = """\
 {:type :invoke, :f :write, :value [0 3], :process 0, :time 9781045, :index 0}
