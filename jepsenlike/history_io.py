@@ -9,15 +9,24 @@ otherwise by sniffing the first bytes (``{"`` is JSON, ``{:``, ``[``, ``(``,
 ``;``, ``#`` or ``^`` is EDN). EDN goes through :mod:`jepsenlike.edn`; JSON
 Lines is read here, on a lean path built for long histories:
 
-* the file is streamed in binary, one line at a time, and each line is
-  decoded by ``orjson`` (which refuses ``NaN``/``Infinity`` and nesting
-  deeper than 1,024 levels);
-* :func:`~jepsenlike.history.op_from_dict` validates the fields with exact
-  type checks and :class:`~jepsenlike.history.HistoryBuilder` pairs the
-  events; error locations are formatted only when there is an error;
-* a line ``orjson`` refuses is decoded again by the standard library, to tell
-  the user which field is wrong (``NaN`` in ``value``), to accept integers
-  wider than 64 bits, or to name the byte that is not UTF-8.
+* the file is read in binary chunks of 4 MiB cut at line ends, and each
+  chunk's lines are decoded *and type-checked* by ``msgspec`` in one call,
+  into structs of the known fields (exact types: ``true`` is not an integer;
+  unknown fields, ``NaN`` and ``Infinity`` are refused);
+* the struct becomes an :class:`~jepsenlike.history.Op` without going
+  through its ``__init__`` and is paired in the same loop (the common case
+  inline, everything else by :class:`~jepsenlike.history.HistoryBuilder`);
+  error locations are formatted only when there is an error;
+* the cyclic garbage collector is paused while reading (the events make no
+  cycles, and its repeated scans of the growing history cost more than the
+  parsing), and a long history is then frozen (``gc.freeze``) so that the
+  collector never rescans it;
+* a chunk that does not decode is read again line by line from its start,
+  and a line refused there is decoded by the standard library and validated
+  by :func:`~jepsenlike.history.op_from_dict`, to tell the user which field
+  is wrong and why (``NaN`` in ``value``, ``type`` not a string...), or to
+  name the byte that is not UTF-8; a pairing error makes the whole file go
+  through that line-by-line path, so every message names its line.
 
 Every error is a :class:`~jepsenlike.errors.HistoryError` of one line,
 ``file:line: what is wrong``. One exception: a last line with no newline that
@@ -38,15 +47,18 @@ raises :class:`HistoryWriteError` (with ``path`` and ``errno``); every later
 from __future__ import annotations
 
 import errno as errno_mod
+import gc
+import io
+import itertools
 import json
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
-import orjson
+import msgspec
 
 from jepsenlike.errors import HistoryError, JepsenlikeError
 from jepsenlike.history import History, HistoryBuilder, Op, op_from_dict
@@ -61,6 +73,8 @@ __all__ = [
     "write_history",
 ]
 
+#: histories at least this long are moved to the collector's permanent generation
+_FREEZE_AT = 50_000
 JSONL_SUFFIXES = frozenset((".jsonl", ".json", ".ndjson"))
 EDN_SUFFIXES = frozenset((".edn",))
 
@@ -111,9 +125,16 @@ def read_history(path: str | os.PathLike[str], *, independent: bool | None = Non
 
 def read_jsonl(path: str | os.PathLike[str]) -> History:
     """Read a JSON Lines history (see the module docstring for the fast path)."""
-    builder = HistoryBuilder(str(path))
-    _read_jsonl_into(Path(path), builder)
-    return builder.finish()
+    p = Path(path)
+
+    def read() -> HistoryBuilder:
+        builder = _read_fast(p)
+        if builder is None:  # an error somewhere: read again, line by line, to name it
+            builder = HistoryBuilder(str(p))
+            _read_file_lines(p, builder)
+        return builder
+
+    return _gc_paused(read).finish()
 
 
 def read_history_prefix(path: str | os.PathLike[str]) -> tuple[History, str | None]:
@@ -133,10 +154,16 @@ def read_history_prefix(path: str | os.PathLike[str]) -> tuple[History, str | No
             return History([], source=str(p)), str(e)
     builder = HistoryBuilder(str(p))
     try:
-        _read_jsonl_into(p, builder)
+        _gc_paused(lambda: _read_file_lines(p, builder))
     except HistoryError as e:
         return builder.finish(), str(e)
     return builder.finish(), None
+
+
+def _read_file_lines(p: Path, builder: HistoryBuilder) -> HistoryBuilder:
+    with _open(p) as fh:
+        _read_lines(fh, builder, str(p), 0)
+    return builder
 
 
 def _open(p: Path) -> BinaryIO:
@@ -150,33 +177,225 @@ def _open(p: Path) -> BinaryIO:
         raise HistoryError(f"{p}: cannot read: {e.strerror or e}") from None
 
 
-def _read_jsonl_into(p: Path, builder: HistoryBuilder) -> None:
+def _gc_paused(read: Callable[[], HistoryBuilder]) -> HistoryBuilder:
+    """Run ``read`` with the cyclic garbage collector paused.
+
+    Every event allocates containers that live as long as the history; the
+    collector would rescan all of them again and again (most of the reading
+    time on long histories). Nothing here makes cycles. A long history is then
+    frozen: otherwise the next collection would scan every new object at once.
+    Frozen objects are still freed by reference counting when the history is
+    dropped; only cycle detection skips them.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    builder = None
+    try:
+        builder = read()
+        return builder
+    finally:
+        if was_enabled:
+            if builder is not None and len(builder.ops) >= _FREEZE_AT:
+                gc.freeze()
+            gc.enable()
+
+
+class _Event(msgspec.Struct, forbid_unknown_fields=True):
+    """One JSON Lines event as msgspec decodes and type-checks it, in C."""
+
+    index: Annotated[int, msgspec.Meta(ge=0)]
+    time: Annotated[int, msgspec.Meta(ge=0)]
+    process: int | str
+    type: Literal["invoke", "ok", "fail", "info"]
+    f: Annotated[str, msgspec.Meta(min_length=1)]
+    key: Any = None
+    value: Any = None
+    node: str | None = None
+    error: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_Event)
+_TYPES = {t: t for t in ("invoke", "ok", "fail", "info")}
+_CHUNK = 1 << 22  # bytes decoded per msgspec call on the fast path
+
+
+class _Irregular(Exception):
+    """The fast path met something it leaves to the precise path."""
+
+
+def _read_fast(p: Path) -> HistoryBuilder | None:
+    """Decode whole chunks of lines in C and pair them; None if the file needs the precise path.
+
+    A chunk that does not decode (a bad or torn line) is handed, with the rest
+    of the file, to the line-by-line path from its first line on; a pairing
+    error makes the whole file go through the line-by-line path, which names
+    the line.
+    """
     src = str(p)
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    add = builder.add
-    lineno = 0
+    builder = HistoryBuilder(src)
+    decode_lines = _DECODER.decode_lines
+    lines_before = 0
+    tail = b""
     with _open(p) as fh:
         try:
-            for raw in fh:
-                lineno += 1
-                try:
-                    d = loads(raw)
-                except decode_error:
-                    if not raw.strip():
-                        continue  # blank line
-                    if not raw.endswith(b"\n") and _torn(raw):
-                        builder.torn_tail = True
-                        builder.notes.append(
-                            f"{src}:{lineno}: the last line is incomplete (the run was "
-                            f"interrupted?); read the {len(builder.ops)} complete events "
-                            "before it"
-                        )
-                        return
-                    d = _slow_decode(raw, src, lineno)
-                add(op_from_dict(d, src, lineno), lineno)
-        except OSError as e:
-            raise HistoryError(f"{src}:{lineno + 1}: cannot read: {e.strerror or e}") from None
+            while True:
+                block = fh.read(_CHUNK)
+                if block:
+                    data = tail + block
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:
+                        tail = data
+                        continue
+                    data, tail = data[:cut], data[cut:]
+                else:
+                    data, tail = tail, b""
+                if data:
+                    try:
+                        events = decode_lines(data)
+                    except (msgspec.DecodeError, RecursionError):
+                        lines = itertools.chain(io.BytesIO(data), io.BytesIO(tail), fh)
+                        _read_lines(lines, builder, src, lines_before)
+                        return builder
+                    try:
+                        _pair_events(events, builder)
+                    except (HistoryError, _Irregular):
+                        return None
+                    lines_before += data.count(b"\n")
+                if not block:
+                    return builder
+        except OSError as err:
+            raise HistoryError(f"{src}: cannot read: {err.strerror or err}") from None
+
+
+def _op(e: _Event, f_cache: dict[str, str]) -> Op:
+    """The Op of a decoded event (Op is a frozen dataclass: its slots are set directly,
+    which costs half of what its ``__init__`` does)."""
+    f = e.f
+    fc = f_cache.get(f)
+    if fc is None:
+        fc = f_cache[f] = f
+    op = _new(Op)
+    _set_index(op, e.index)
+    _set_time(op, e.time)
+    _set_process(op, e.process)
+    _set_type(op, _TYPES[e.type])
+    _set_f(op, fc)
+    _set_key(op, e.key)
+    _set_value(op, e.value)
+    _set_node(op, e.node)
+    _set_error(op, e.error)
+    return op
+
+
+def _pair_events(events: list[_Event], builder: HistoryBuilder) -> None:
+    """Pair decoded events: the common case inline, everything else by ``builder.add``.
+
+    The common case -- a client invocation, or a client completion answering
+    its pending invocation with the same ``f`` -- has the same effect as
+    :meth:`HistoryBuilder.add`, which holds the rules for every other event
+    (``tests/unit/test_history_io.py`` checks that both agree).
+    """
+    new = _new
+    f_cache: dict[str, str] = {}
+    types = _TYPES
+    ops = builder.ops
+    append = ops.append
+    pending = builder.pending
+    pending_get = pending.get
+    completion = builder.completion
+    invocation = builder.invocation
+    add = builder.add
+    last_time = builder.last_time
+    backwards = 0
+    n = len(ops)
+    si, st, sp, sty, sf, sk, sv, sn, se = _SETTERS
+    try:
+        for e in events:
+            process = e.process
+            f = e.f
+            try:
+                fc = f_cache[f]
+            except KeyError:
+                fc = f_cache[f] = f
+            typ = types[e.type]
+            t = e.time
+            op = new(Op)
+            si(op, e.index)
+            st(op, t)
+            sp(op, process)
+            sty(op, typ)
+            sf(op, fc)
+            sk(op, e.key)
+            sv(op, e.value)
+            sn(op, e.node)
+            se(op, e.error)
+            if type(process) is int and e.index == n:
+                pend = pending_get(process)
+                if typ == "invoke":
+                    if pend is None:
+                        if t < last_time:
+                            backwards += 1
+                        last_time = t
+                        pending[process] = n
+                        completion[n] = None
+                        append(op)
+                        n += 1
+                        continue
+                elif pend is not None and ops[pend].f == fc:
+                    if t < last_time:
+                        backwards += 1
+                    last_time = t
+                    del pending[process]
+                    completion[pend] = n
+                    invocation[n] = pend
+                    append(op)
+                    n += 1
+                    continue
+            if process == "":
+                raise _Irregular  # msgspec does not check this one; the precise path names it
+            builder.last_time = last_time
+            add(op)
+            last_time = builder.last_time
+            n += 1
+    finally:
+        builder.time_backwards += backwards
+        builder.last_time = last_time
+
+
+def _read_lines(lines: Iterable[bytes], builder: HistoryBuilder, src: str, lineno: int) -> None:
+    """The precise path: one line at a time, every error naming its line."""
+    decode = _DECODER.decode
+    f_cache: dict[str, str] = {}
+    add = builder.add
+    try:
+        for raw in lines:
+            lineno += 1
+            try:
+                e = decode(raw)
+            except (msgspec.DecodeError, RecursionError):
+                if not raw.strip():
+                    continue  # blank line
+                if not raw.endswith(b"\n") and _torn(raw):
+                    builder.torn_tail = True
+                    builder.notes.append(
+                        f"{src}:{lineno}: the last line is incomplete (the run was "
+                        f"interrupted?); read the {len(builder.ops)} complete events before it"
+                    )
+                    return
+                add(op_from_dict(_slow_decode(raw, src, lineno), src, lineno), lineno)
+                continue
+            if e.process == "":  # msgspec does not check this one; op_from_dict names it
+                op_from_dict(_slow_decode(raw, src, lineno), src, lineno)
+            add(_op(e, f_cache), lineno)
+    except OSError as err:
+        raise HistoryError(f"{src}:{lineno + 1}: cannot read: {err.strerror or err}") from None
+
+
+_new = object.__new__
+_SETTERS = tuple(Op.__dict__[name].__set__ for name in (
+    "index", "time", "process", "type", "f", "key", "value", "node", "error"))
+(_set_index, _set_time, _set_process, _set_type, _set_f, _set_key, _set_value, _set_node,
+ _set_error) = _SETTERS
 
 
 def _torn(raw: bytes) -> bool:
