@@ -42,6 +42,7 @@ Errors are :class:`HistoryError` as ``file:line: what is wrong``.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import re
@@ -81,9 +82,12 @@ class _Parser:
         self.i = 0
         self.n = len(text)
         self.source = source
+        self._newlines: list[int] | None = None
 
     def line(self, i: int | None = None) -> int:
-        return self.s.count("\n", 0, self.i if i is None else i) + 1
+        if self._newlines is None:  # positions of every newline, found once (C speed)
+            self._newlines = [m.start() for m in re.finditer("\n", self.s)]
+        return bisect.bisect_left(self._newlines, self.i if i is None else i) + 1
 
     def error(self, msg: str, i: int | None = None) -> HistoryError:
         return HistoryError(f"{self.source}:{self.line(i)}: {msg}")
