@@ -33,10 +33,13 @@ rules live in one place. Reading and writing files is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from jepsenlike.errors import HistoryError
 
@@ -53,14 +56,13 @@ _TYPES: dict[str, str] = {t: t for t in OP_TYPES}
 _F_CACHE: dict[str, str] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """One history event.
 
     Attributes:
         index: position in the history, 0-based and dense.
-        time: nanoseconds since the test started (monotonic clock).
-        process: the logical client process (an int) or ``"nemesis"``.
+        time: nanoseconds since the test started, as read when the event was logged.
+        process: the logical client process (an int), or a non-client such as ``"nemesis"``.
         type: ``invoke``, ``ok``, ``fail`` or ``info``.
         f: the function, e.g. ``read``, ``write``, ``cas``, ``append``, ``txn``.
         key: the key the op addresses, when the workload has keys.
@@ -68,13 +70,20 @@ class Op:
             ``None``; a cas is ``[old, new]``; a txn is a list of ``[f, key, value]``.
         node: the node the op was sent to, if any.
         error: why a ``fail`` or ``info`` happened, if known.
+
+    An immutable ``msgspec.Struct``, so that the JSON Lines reader decodes and
+    type-checks events straight into Ops in C (the field annotations are the
+    file format's rules; constructing an Op in Python does not check them).
+    ``gc=False``: Ops hold only JSON-like values and never take part in a
+    reference cycle, so the garbage collector need not track millions of them.
+    ``dataclasses.replace`` and ``dataclasses.asdict`` work on Ops as before.
     """
 
-    index: int
-    time: int
+    index: Annotated[int, msgspec.Meta(ge=0)]
+    time: Annotated[int, msgspec.Meta(ge=0)]
     process: int | str
-    type: str
-    f: str
+    type: Literal["invoke", "ok", "fail", "info"]
+    f: Annotated[str, msgspec.Meta(min_length=1)]
     key: Any = None
     value: Any = None
     node: str | None = None
@@ -82,7 +91,7 @@ class Op:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: optional fields are left out when they are None."""
-        d = asdict(self)
+        d = msgspec.structs.asdict(self)
         for name in ("key", "node", "error"):
             if d[name] is None:
                 del d[name]
@@ -90,6 +99,20 @@ class Op:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=False)
+
+
+def _dataclass_compat(cls: type) -> None:
+    """Let ``dataclasses.replace``/``asdict``/``fields`` treat a Struct as the dataclass it was."""
+    compat = {}
+    for name in cls.__struct_fields__:  # type: ignore[attr-defined]
+        f = dataclasses.field()
+        f.name = name
+        f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+        compat[name] = f
+    cls.__dataclass_fields__ = compat  # type: ignore[attr-defined]
+
+
+_dataclass_compat(Op)
 
 
 def is_client_process(process: Any) -> bool:

@@ -11,12 +11,12 @@ Lines is read here, on a lean path built for long histories:
 
 * the file is read in binary chunks of 4 MiB cut at line ends, and each
   chunk's lines are decoded *and type-checked* by ``msgspec`` in one call,
-  into structs of the known fields (exact types: ``true`` is not an integer;
-  unknown fields, ``NaN`` and ``Infinity`` are refused);
-* the struct becomes an :class:`~jepsenlike.history.Op` without going
-  through its ``__init__`` and is paired in the same loop (the common case
-  inline, everything else by :class:`~jepsenlike.history.HistoryBuilder`);
-  error locations are formatted only when there is an error;
+  straight into :class:`~jepsenlike.history.Op` structs (exact types:
+  ``true`` is not an integer; unknown fields, ``NaN`` and ``Infinity`` are
+  refused);
+* the Ops are paired in one loop (the common case inline, everything else
+  by :class:`~jepsenlike.history.HistoryBuilder`); error locations are
+  formatted only when there is an error;
 * the cyclic garbage collector is paused while reading (the events make no
   cycles, and its repeated scans of the growing history cost more than the
   parsing), and a long history is then frozen (``gc.freeze``) so that the
@@ -56,7 +56,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -200,23 +200,10 @@ def _gc_paused(read: Callable[[], HistoryBuilder]) -> HistoryBuilder:
             gc.enable()
 
 
-class _Event(msgspec.Struct, forbid_unknown_fields=True):
-    """One JSON Lines event as msgspec decodes and type-checks it, in C."""
-
-    index: Annotated[int, msgspec.Meta(ge=0)]
-    time: Annotated[int, msgspec.Meta(ge=0)]
-    process: int | str
-    type: Literal["invoke", "ok", "fail", "info"]
-    f: Annotated[str, msgspec.Meta(min_length=1)]
-    key: Any = None
-    value: Any = None
-    node: str | None = None
-    error: Any = None
-
-
-_DECODER = msgspec.json.Decoder(_Event)
-_TYPES = {t: t for t in ("invoke", "ok", "fail", "info")}
+#: decodes one line, or a chunk of lines, straight into Ops: Op's annotations are the rules
+_DECODER = msgspec.json.Decoder(Op)
 _CHUNK = 1 << 22  # bytes decoded per msgspec call on the fast path
+_force_setattr = msgspec.structs.force_setattr
 
 
 class _Irregular(Exception):
@@ -234,6 +221,7 @@ def _read_fast(p: Path) -> HistoryBuilder | None:
     src = str(p)
     builder = HistoryBuilder(src)
     decode_lines = _DECODER.decode_lines
+    f_cache: dict[str, str] = {}
     lines_before = 0
     tail = b""
     with _open(p) as fh:
@@ -257,7 +245,7 @@ def _read_fast(p: Path) -> HistoryBuilder | None:
                         _read_lines(lines, builder, src, lines_before)
                         return builder
                     try:
-                        _pair_events(events, builder)
+                        _pair_events(events, builder, f_cache)
                     except (HistoryError, _Irregular):
                         return None
                     lines_before += data.count(b"\n")
@@ -267,37 +255,16 @@ def _read_fast(p: Path) -> HistoryBuilder | None:
             raise HistoryError(f"{src}: cannot read: {err.strerror or err}") from None
 
 
-def _op(e: _Event, f_cache: dict[str, str]) -> Op:
-    """The Op of a decoded event (Op is a frozen dataclass: its slots are set directly,
-    which costs half of what its ``__init__`` does)."""
-    f = e.f
-    fc = f_cache.get(f)
-    if fc is None:
-        fc = f_cache[f] = f
-    op = _new(Op)
-    _set_index(op, e.index)
-    _set_time(op, e.time)
-    _set_process(op, e.process)
-    _set_type(op, _TYPES[e.type])
-    _set_f(op, fc)
-    _set_key(op, e.key)
-    _set_value(op, e.value)
-    _set_node(op, e.node)
-    _set_error(op, e.error)
-    return op
-
-
-def _pair_events(events: list[_Event], builder: HistoryBuilder) -> None:
+def _pair_events(events: list[Op], builder: HistoryBuilder, f_cache: dict[str, str]) -> None:
     """Pair decoded events: the common case inline, everything else by ``builder.add``.
 
     The common case -- a client invocation, or a client completion answering
     its pending invocation with the same ``f`` -- has the same effect as
     :meth:`HistoryBuilder.add`, which holds the rules for every other event
-    (``tests/unit/test_history_io.py`` checks that both agree).
+    (``tests/unit/test_history_io.py`` checks that both agree). Equal ``f``
+    strings are made one object (a million ``"txn"`` strings cost 50 MB).
     """
-    new = _new
-    f_cache: dict[str, str] = {}
-    types = _TYPES
+    force_setattr = _force_setattr
     ops = builder.ops
     append = ops.append
     pending = builder.pending
@@ -308,30 +275,19 @@ def _pair_events(events: list[_Event], builder: HistoryBuilder) -> None:
     last_time = builder.last_time
     backwards = 0
     n = len(ops)
-    si, st, sp, sty, sf, sk, sv, sn, se = _SETTERS
     try:
-        for e in events:
-            process = e.process
-            f = e.f
-            try:
-                fc = f_cache[f]
-            except KeyError:
+        for op in events:
+            process = op.process
+            f = op.f
+            fc = f_cache.get(f)
+            if fc is None:
                 fc = f_cache[f] = f
-            typ = types[e.type]
-            t = e.time
-            op = new(Op)
-            si(op, e.index)
-            st(op, t)
-            sp(op, process)
-            sty(op, typ)
-            sf(op, fc)
-            sk(op, e.key)
-            sv(op, e.value)
-            sn(op, e.node)
-            se(op, e.error)
-            if type(process) is int and e.index == n:
+            elif fc is not f:
+                force_setattr(op, "f", fc)
+            if type(process) is int and op.index == n:
+                t = op.time
                 pend = pending_get(process)
-                if typ == "invoke":
+                if op.type == "invoke":
                     if pend is None:
                         if t < last_time:
                             backwards += 1
@@ -365,13 +321,12 @@ def _pair_events(events: list[_Event], builder: HistoryBuilder) -> None:
 def _read_lines(lines: Iterable[bytes], builder: HistoryBuilder, src: str, lineno: int) -> None:
     """The precise path: one line at a time, every error naming its line."""
     decode = _DECODER.decode
-    f_cache: dict[str, str] = {}
     add = builder.add
     try:
         for raw in lines:
             lineno += 1
             try:
-                e = decode(raw)
+                op = decode(raw)
             except (msgspec.DecodeError, RecursionError):
                 if not raw.strip():
                     continue  # blank line
@@ -384,18 +339,11 @@ def _read_lines(lines: Iterable[bytes], builder: HistoryBuilder, src: str, linen
                     return
                 add(op_from_dict(_slow_decode(raw, src, lineno), src, lineno), lineno)
                 continue
-            if e.process == "":  # msgspec does not check this one; op_from_dict names it
+            if op.process == "":  # msgspec does not check this one; op_from_dict names it
                 op_from_dict(_slow_decode(raw, src, lineno), src, lineno)
-            add(_op(e, f_cache), lineno)
+            add(op, lineno)
     except OSError as err:
         raise HistoryError(f"{src}:{lineno + 1}: cannot read: {err.strerror or err}") from None
-
-
-_new = object.__new__
-_SETTERS = tuple(Op.__dict__[name].__set__ for name in (
-    "index", "time", "process", "type", "f", "key", "value", "node", "error"))
-(_set_index, _set_time, _set_process, _set_type, _set_f, _set_key, _set_value, _set_node,
- _set_error) = _SETTERS
 
 
 def _torn(raw: bytes) -> bool:

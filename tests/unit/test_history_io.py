@@ -189,3 +189,21 @@ def test_the_dead_helpers_are_gone():
         assert not hasattr(history, name), name
     assert not hasattr(History, "invocation_of") and not hasattr(History, "client_ops")
     assert not hasattr(Op, "is_invoke") and not hasattr(Op, "is_client")
+
+
+def test_op_is_still_usable_as_the_dataclass_it_was():
+    import dataclasses
+    import gc
+    import pickle
+
+    op = Op(3, 40, 1, "ok", "read", key="k", value=[1, 2])
+    assert dataclasses.replace(op, value=[3]) == Op(3, 40, 1, "ok", "read", key="k", value=[3])
+    assert dataclasses.asdict(op)["value"] == [1, 2]
+    assert [f.name for f in dataclasses.fields(op)][:5] == ["index", "time", "process", "type",
+                                                             "f"]
+    assert pickle.loads(pickle.dumps(op)) == op
+    with pytest.raises(AttributeError):
+        op.value = 1  # type: ignore[misc]
+    assert not gc.is_tracked(op)  # millions of them cost the collector nothing
+    assert op.to_dict() == {"index": 3, "time": 40, "process": 1, "type": "ok", "f": "read",
+                            "key": "k", "value": [1, 2]}
