@@ -60,6 +60,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from jepsenlike.edn import read_edn_history
 from jepsenlike.errors import HistoryError, JepsenlikeError
 from jepsenlike.history import History, HistoryBuilder, Op, op_from_dict
 
@@ -117,8 +118,6 @@ def read_history(path: str | os.PathLike[str], *, independent: bool | None = Non
         HistoryError: ``file:line: what is wrong`` (one line).
     """
     if sniff_format(path) == "edn":
-        from jepsenlike.edn import read_edn_history
-
         return read_edn_history(path, independent=independent)
     return read_jsonl(path)
 

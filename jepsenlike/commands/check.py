@@ -25,8 +25,7 @@ backwards, a torn last line) go to stderr and, with ``--json``, appear as
 ``--checker``: ``wgl`` is the linearizability search
 (:mod:`jepsenlike.checkers.linearizable`); ``graph`` the dependency-graph
 checker (:mod:`jepsenlike.checkers.graph`); ``auto`` (the default) uses the
-graph checker for ``list-append`` when it is installed and the search
-otherwise.
+graph checker for ``list-append`` and the search otherwise.
 """
 
 from __future__ import annotations
@@ -94,13 +93,10 @@ def _parse_init(text: str | None) -> Any:
         raise ConfigError(f"--init {text!r} is not valid JSON: {e.msg}") from None
 
 
-def _graph_module(required: bool) -> Any:
-    try:
-        import jepsenlike.checkers.graph as graph
-    except ImportError as e:
-        if required:
-            raise ConfigError(f"--checker graph is not available here: {e}") from None
-        return None
+def _graph_module() -> Any:
+    # imported on demand: it pulls in networkx, which plain WGL checks do not need
+    import jepsenlike.checkers.graph as graph
+
     return graph
 
 
@@ -187,13 +183,8 @@ def _run(args: argparse.Namespace) -> int:
     _check_limits(args)
     spec = get_spec(args.model, _parse_init(args.init))
     graph = None
-    if args.checker == "graph":
-        graph = _graph_module(required=True)
-    elif args.checker == "auto" and args.model == "list-append":
-        graph = _graph_module(required=False)
-        if graph is None:
-            print("jepsenlike: note: graph checker not installed; using the WGL search",
-                  file=sys.stderr)
+    if args.checker == "graph" or (args.checker == "auto" and args.model == "list-append"):
+        graph = _graph_module()
     verdicts: list[Any] = []
     errors = 0
     for path in args.histories:
