@@ -148,3 +148,17 @@ def test_a_closed_pipe_ends_quietly(good):
     code = proc.wait(timeout=120)
     assert code == 141, err
     assert err == "", err
+
+
+def test_a_torn_last_line_is_checked_with_a_note(tmp_path, good):
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(good.read_text() + '{"index": 4, "time": 20, "proc')
+    p = jl(torn, "--model", "register", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["verdict"] == "linearizable" and out["torn_tail"] is True and out["events"] == 4
+    assert p.stderr.splitlines() == [
+        f"jepsenlike: note: {torn}:5: the last line is incomplete (the run was interrupted?); "
+        "read the 4 complete events before it"]
+    p = jl(torn, "--model", "register")
+    assert p.stdout.startswith(f"{torn}: linearizable (") and "torn last line dropped" in p.stdout
