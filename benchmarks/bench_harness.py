@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from jepsenlike.config import build_config
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 from jepsenlike.runner import run_test
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from jepsenlike.checkers.result import UNKNOWN, Result, check_safe, merge_valid
 from jepsenlike.coverage import coverage_verdict, describe_coverage, fault_coverage
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 from jepsenlike.stats import compute_stats
 from jepsenlike.store import HISTORY_FILE, RESULTS_FILE, write_json
 from jepsenlike.workloads import Workload

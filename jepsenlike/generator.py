@@ -56,7 +56,7 @@ from typing import Any
 
 from jepsenlike.client import Router
 from jepsenlike.gen import GenContext, Generator, Wait, run_generator, until
-from jepsenlike.history import HistoryWriter
+from jepsenlike.history_io import HistoryWriter
 from jepsenlike.workloads.base import Invocation, PlanParams, Workload
 
 

@@ -1,4 +1,4 @@
-"""The history: every invocation and completion of a test, in real-time order.
+"""The history: every invocation and completion of a test, in the order they happened.
 
 Theory of operation
 -------------------
@@ -14,27 +14,32 @@ An invocation pairs with the *next* completion of the same process.
   may take effect at any time after its invocation, or never. An invocation
   with no completion at all means the same.
 
-Events of the ``"nemesis"`` process are faults, not client operations; they
-share the file so that faults and operations have one timeline.
+The *order of the events* is the truth. ``time`` is a reading taken when the
+event was logged; in Jepsen histories it may step backwards between events of
+different processes. Such steps are kept and counted
+(:attr:`History.time_backwards`), never refused.
 
-On disk a history is JSON Lines (``history.jsonl``), one event per line, in the
-order the events happened. :class:`HistoryWriter` appends and flushes each
-event as it happens, so a crashed run leaves a readable prefix.
-:func:`read_history` streams a file back, validating every line and pairing
-invocations with completions; a bad line is reported as ``file:line: what is
-wrong`` and never silently dropped. ``docs/history-format.md`` is the reference.
+Client processes are integers. Any other process (a string: ``"nemesis"``,
+or another name) is a non-client: its events are faults or observations, and
+they are paired only loosely -- a lone ``info``, an ``info``/``info`` pair, or
+an invocation that never completes are all accepted.
+
+This module holds the data types and :class:`HistoryBuilder`, which validates
+event order and pairs invocations with completions; every reader (JSON Lines
+and Jepsen EDN) and :meth:`History.from_ops` build histories through it, so the
+rules live in one place. Reading and writing files is
+:mod:`jepsenlike.history_io`; ``docs/history-format.md`` is the reference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import threading
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from jepsenlike.errors import HistoryError
 
@@ -45,16 +50,19 @@ NEMESIS = "nemesis"
 
 _REQUIRED = ("index", "time", "process", "type", "f")
 _KNOWN_FIELDS = frozenset(("index", "time", "process", "type", "f", "key", "value", "node", "error"))
+# canonical (interned) type strings: validation and de-duplication in one lookup
+_TYPES: dict[str, str] = {t: t for t in OP_TYPES}
+# f strings are few; sharing one object per name saves memory on long histories
+_F_CACHE: dict[str, str] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """One history event.
 
     Attributes:
         index: position in the history, 0-based and dense.
-        time: nanoseconds since the test started (monotonic clock).
-        process: the logical client process (an int) or ``"nemesis"``.
+        time: nanoseconds since the test started, as read when the event was logged.
+        process: the logical client process (an int), or a non-client such as ``"nemesis"``.
         type: ``invoke``, ``ok``, ``fail`` or ``info``.
         f: the function, e.g. ``read``, ``write``, ``cas``, ``append``, ``txn``.
         key: the key the op addresses, when the workload has keys.
@@ -62,29 +70,28 @@ class Op:
             ``None``; a cas is ``[old, new]``; a txn is a list of ``[f, key, value]``.
         node: the node the op was sent to, if any.
         error: why a ``fail`` or ``info`` happened, if known.
+
+    An immutable ``msgspec.Struct``, so that the JSON Lines reader decodes and
+    type-checks events straight into Ops in C (the field annotations are the
+    file format's rules; constructing an Op in Python does not check them).
+    ``gc=False``: Ops hold only JSON-like values and never take part in a
+    reference cycle, so the garbage collector need not track millions of them.
+    ``dataclasses.replace`` and ``dataclasses.asdict`` work on Ops as before.
     """
 
-    index: int
-    time: int
+    index: Annotated[int, msgspec.Meta(ge=0)]
+    time: Annotated[int, msgspec.Meta(ge=0)]
     process: int | str
-    type: str
-    f: str
+    type: Literal["invoke", "ok", "fail", "info"]
+    f: Annotated[str, msgspec.Meta(min_length=1)]
     key: Any = None
     value: Any = None
     node: str | None = None
     error: Any = None
 
-    @property
-    def is_invoke(self) -> bool:
-        return self.type == "invoke"
-
-    @property
-    def is_client(self) -> bool:
-        return self.process != NEMESIS
-
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: optional fields are left out when they are None."""
-        d = asdict(self)
+        d = msgspec.structs.asdict(self)
         for name in ("key", "node", "error"):
             if d[name] is None:
                 del d[name]
@@ -94,52 +101,83 @@ class Op:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=False)
 
 
-def op_from_dict(d: Any, where: str = "<op>") -> Op:
+def _dataclass_compat(cls: type) -> None:
+    """Let ``dataclasses.replace``/``asdict``/``fields`` treat a Struct as the dataclass it was."""
+    compat = {}
+    for name in cls.__struct_fields__:  # type: ignore[attr-defined]
+        f = dataclasses.field()
+        f.name = name
+        f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+        compat[name] = f
+    cls.__dataclass_fields__ = compat  # type: ignore[attr-defined]
+
+
+_dataclass_compat(Op)
+
+
+def is_client_process(process: Any) -> bool:
+    """Client processes are integers; anything else (``"nemesis"``, ...) is not."""
+    return type(process) is int
+
+
+def _at(where: str, line: int | None) -> str:
+    return where if line is None else f"{where}:{line}"
+
+
+def op_from_dict(d: Any, where: str = "<op>", line: int | None = None) -> Op:
     """Validate one decoded JSON object and build an :class:`Op`.
 
+    Cheap checks only (exact types, one dict lookup per field), because the
+    file reader calls this once per event. The error location is ``where``, or
+    ``where:line`` when ``line`` is given (built only when there is an error).
+
     Raises:
-        HistoryError: naming ``where`` and the bad field.
+        HistoryError: naming the location and the bad field.
     """
-    if not isinstance(d, dict):
-        raise HistoryError(f"{where}: expected a JSON object, got {type(d).__name__}")
-    for name in _REQUIRED:
-        if name not in d:
-            raise HistoryError(f"{where}: missing field {name!r}")
-    unknown = set(d) - _KNOWN_FIELDS
-    if unknown:
+    if type(d) is not dict:
+        raise HistoryError(f"{_at(where, line)}: expected a JSON object, got {type(d).__name__}")
+    try:
+        index = d["index"]
+        t = d["time"]
+        process = d["process"]
+        typ = d["type"]
+        f = d["f"]
+    except KeyError:
+        missing = next(name for name in _REQUIRED if name not in d)
+        raise HistoryError(f"{_at(where, line)}: missing field {missing!r}") from None
+    if not d.keys() <= _KNOWN_FIELDS:
+        unknown = set(d) - _KNOWN_FIELDS
         raise HistoryError(
-            f"{where}: unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
+            f"{_at(where, line)}: unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
             f"known fields are {', '.join(sorted(_KNOWN_FIELDS))}"
         )
-    index, t, process, typ, f = d["index"], d["time"], d["process"], d["type"], d["f"]
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-        raise HistoryError(f"{where}: field 'index' must be a non-negative integer, got {index!r}")
-    if not isinstance(t, int) or isinstance(t, bool) or t < 0:
-        raise HistoryError(f"{where}: field 'time' must be a non-negative integer (ns), got {t!r}")
-    if not (isinstance(process, int) and not isinstance(process, bool)) and process != NEMESIS:
+    if type(index) is not int or index < 0:
         raise HistoryError(
-            f"{where}: field 'process' must be an integer or \"nemesis\", got {process!r}"
+            f"{_at(where, line)}: field 'index' must be a non-negative integer, got {index!r}"
         )
-    if typ not in OP_TYPES:
+    if type(t) is not int or t < 0:
         raise HistoryError(
-            f"{where}: field 'type' is {typ!r}; expected one of invoke, ok, fail, info"
+            f"{_at(where, line)}: field 'time' must be a non-negative integer (ns), got {t!r}"
         )
-    if not isinstance(f, str) or not f:
-        raise HistoryError(f"{where}: field 'f' must be a non-empty string, got {f!r}")
+    if type(process) is not int and not (type(process) is str and process):
+        raise HistoryError(
+            f"{_at(where, line)}: field 'process' must be an integer (a client) or a "
+            f"non-empty string such as \"nemesis\", got {process!r}"
+        )
+    canon = _TYPES.get(typ) if type(typ) is str else None
+    if canon is None:
+        raise HistoryError(
+            f"{_at(where, line)}: field 'type' is {typ!r}; expected one of invoke, ok, fail, info"
+        )
+    if type(f) is not str or not f:
+        raise HistoryError(f"{_at(where, line)}: field 'f' must be a non-empty string, got {f!r}")
+    fc = _F_CACHE.get(f)
+    if fc is None:
+        fc = _F_CACHE.setdefault(f, f) if len(_F_CACHE) < 4096 else f
     node = d.get("node")
-    if node is not None and not isinstance(node, str):
-        raise HistoryError(f"{where}: field 'node' must be a string, got {node!r}")
-    return Op(
-        index=index,
-        time=t,
-        process=process,
-        type=typ,
-        f=f,
-        key=d.get("key"),
-        value=d.get("value"),
-        node=node,
-        error=d.get("error"),
-    )
+    if node is not None and type(node) is not str:
+        raise HistoryError(f"{_at(where, line)}: field 'node' must be a string, got {node!r}")
+    return Op(index, t, process, canon, fc, d.get("key"), d.get("value"), node, d.get("error"))
 
 
 @dataclass
@@ -149,13 +187,23 @@ class History:
     ``ops`` holds every event in file order (``ops[i].index == i``).
     ``completion[i]`` is the index of the completion of invocation ``i`` (or
     ``None`` if it never completed); ``invocation[j]`` is the index of the
-    invocation that completion ``j`` answers.
+    invocation that completion ``j`` answers. A non-client completion that
+    answers no invocation (a lone nemesis ``info``) is in neither map.
+
+    ``time_backwards`` counts events whose ``time`` is earlier than the
+    previous event's (kept as written: order, not time, is the truth).
+    ``torn_tail`` is true when the file's last line was cut short (a crashed
+    run): the reader kept every complete line before it. ``notes`` holds such
+    warnings as one-line strings.
     """
 
     ops: list[Op]
     completion: dict[int, int | None] = field(default_factory=dict)
     invocation: dict[int, int] = field(default_factory=dict)
     source: str = "<history>"
+    time_backwards: int = 0
+    torn_tail: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -170,20 +218,17 @@ class History:
         j = self.completion.get(op.index)
         return None if j is None else self.ops[j]
 
-    def invocation_of(self, op: Op) -> Op:
-        return self.ops[self.invocation[op.index]]
-
-    def client_ops(self) -> Iterator[Op]:
-        return (op for op in self.ops if op.process != NEMESIS)
-
     def nemesis_ops(self) -> Iterator[Op]:
-        return (op for op in self.ops if op.process == NEMESIS)
+        """Events of non-client processes (the nemesis and any other non-integer process)."""
+        return (op for op in self.ops if type(op.process) is not int)
 
     def pairs(self) -> Iterator[tuple[Op, Op | None]]:
         """Each client invocation with its completion (None: never completed)."""
-        for op in self.ops:
-            if op.type == "invoke" and op.process != NEMESIS:
-                yield op, self.completion_of(op)
+        ops, completion = self.ops, self.completion
+        for op in ops:
+            if op.type == "invoke" and type(op.process) is int:
+                j = completion.get(op.index)
+                yield op, None if j is None else ops[j]
 
     @classmethod
     def from_ops(cls, ops: Iterable[Op | dict], source: str = "<history>") -> History:
@@ -192,15 +237,34 @@ class History:
         Indices must be dense and in order; the function does not renumber, so
         an error message can point at the op the caller wrote.
         """
-        builder = _Pairer(source)
+        builder = HistoryBuilder(source)
         for n, item in enumerate(ops):
             op = item if isinstance(item, Op) else op_from_dict(item, f"{source}: op {n}")
-            builder.add(op, f"{source}: op {n}")
+            builder.add(op)
         return builder.finish()
 
 
-class _Pairer:
-    """Validates event order and pairs invocations with completions."""
+class HistoryBuilder:
+    """Validates event order and pairs invocations with completions, one event at a time.
+
+    Usage: ``b = HistoryBuilder(source); b.add(op, line); ...; history = b.finish()``.
+
+    Rules (each broken rule is a :class:`HistoryError` naming ``source:line``,
+    or ``source: op N`` when no line is given, and the field):
+
+    * ``index`` counts events from 0 in order, with no gaps;
+    * a client process (an integer) runs one op at a time: an ``invoke`` while
+      its previous invocation is pending, a completion with no pending
+      invocation, or a completion whose ``f`` differs from its invocation's,
+      are errors;
+    * a non-client process is paired loosely: a completion pairs with its
+      pending invocation when their ``f`` agree, and is otherwise kept as a
+      lone event; an invocation that is never completed is allowed;
+    * ``time`` may go backwards: counted in ``time_backwards``, not refused.
+    """
+
+    __slots__ = ("source", "ops", "pending", "completion", "invocation", "last_time",
+                 "time_backwards", "torn_tail", "notes")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -209,161 +273,71 @@ class _Pairer:
         self.completion: dict[int, int | None] = {}
         self.invocation: dict[int, int] = {}
         self.last_time = 0
+        self.time_backwards = 0
+        self.torn_tail = False
+        self.notes: list[str] = []
 
-    def add(self, op: Op, where: str) -> None:
-        expected = len(self.ops)
-        if op.index != expected:
+    def _where(self, line: int | None) -> str:
+        if line is None:
+            return f"{self.source}: op {len(self.ops)}"
+        return f"{self.source}:{line}"
+
+    def add(self, op: Op, line: int | None = None) -> None:
+        """Append the next event; ``line`` is where it came from (for error messages)."""
+        ops = self.ops
+        n = len(ops)
+        if op.index != n:
             raise HistoryError(
-                f"{where}: field 'index' is {op.index}, expected {expected} "
+                f"{self._where(line)}: field 'index' is {op.index}, expected {n} "
                 "(indices count events from 0 in file order)"
             )
-        if op.time < self.last_time:
-            raise HistoryError(
-                f"{where}: field 'time' is {op.time}, earlier than the previous event's "
-                f"{self.last_time}; events must be in real-time order"
-            )
-        self.last_time = op.time
-        pending = self.pending.get(op.process)
-        if op.type == "invoke":
-            if pending is not None:
-                raise HistoryError(
-                    f"{where}: process {op.process!r} invokes {op.f!r} while its invocation "
-                    f"at index {pending} has not completed; a process runs one op at a time"
-                )
-            self.pending[op.process] = op.index
-            self.completion[op.index] = None
-        else:
-            if pending is None:
-                raise HistoryError(
-                    f"{where}: {op.type!r} completion of process {op.process!r} has no pending "
-                    "invocation (a completion without invocation, or a duplicate completion)"
-                )
-            inv = self.ops[pending]
-            if inv.f != op.f:
-                raise HistoryError(
-                    f"{where}: completion has f={op.f!r} but the invocation at index {pending} "
-                    f"has f={inv.f!r}"
-                )
-            del self.pending[op.process]
-            self.completion[pending] = op.index
-            self.invocation[op.index] = pending
-        self.ops.append(op)
+        t = op.time
+        if t < self.last_time:
+            self.time_backwards += 1
+        self.last_time = t
+        process = op.process
+        pending = self.pending.get(process)
+        if type(process) is int:
+            if op.type == "invoke":
+                if pending is not None:
+                    raise HistoryError(
+                        f"{self._where(line)}: process {process!r} invokes {op.f!r} while its "
+                        f"invocation at index {pending} has not completed; a process runs one "
+                        "op at a time"
+                    )
+                self.pending[process] = n
+                self.completion[n] = None
+            else:
+                if pending is None:
+                    raise HistoryError(
+                        f"{self._where(line)}: {op.type!r} completion of process {process!r} has "
+                        "no pending invocation (a completion without invocation, or a duplicate "
+                        "completion)"
+                    )
+                inv_f = ops[pending].f
+                if inv_f != op.f:
+                    raise HistoryError(
+                        f"{self._where(line)}: completion has f={op.f!r} but the invocation at "
+                        f"index {pending} has f={inv_f!r}"
+                    )
+                del self.pending[process]
+                self.completion[pending] = n
+                self.invocation[n] = pending
+        elif op.type == "invoke":
+            # a non-client invocation left open is simply never completed
+            self.pending[process] = n
+            self.completion[n] = None
+        elif pending is not None and ops[pending].f == op.f:
+            del self.pending[process]
+            self.completion[pending] = n
+            self.invocation[n] = pending
+        ops.append(op)
 
     def finish(self) -> History:
-        return History(self.ops, self.completion, self.invocation, self.source)
-
-
-def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Op]:
-    """Stream the events of a JSON Lines history, validating each line.
-
-    Blank lines are allowed (and skipped); anything else that is not a valid
-    event raises :class:`HistoryError` naming the file and line.
-    """
-    for _, op in _iter_jsonl_lines(path):
-        yield op
-
-
-def _iter_jsonl_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Op]]:
-    p = str(path)
-    with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                hint = " (truncated line?)" if not line.endswith("\n") else ""
-                raise HistoryError(f"{where}: not valid JSON: {e.msg} at column {e.colno}{hint}") from None
-            yield lineno, op_from_dict(d, where)
-
-
-def read_history(path: str | os.PathLike[str]) -> History:
-    """Read, validate and pair a history file.
-
-    ``.edn`` files are imported as Jepsen histories; anything else is read as
-    JSON Lines.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise HistoryError(f"{p}: no such file")
-    if p.suffix == ".edn":
-        from jepsenlike.edn import read_edn_history
-
-        return read_edn_history(p)
-    pairer = _Pairer(str(p))
-    for lineno, op in _iter_jsonl_lines(p):
-        pairer.add(op, f"{p}:{lineno}")
-    return pairer.finish()
-
-
-class HistoryWriter:
-    """Appends events to a JSON Lines file as they happen, flushing each one.
-
-    Thread-safe: client workers and the nemesis record through one writer.
-    Indices and timestamps are assigned here, under the lock, so the file is
-    always in real-time order.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
-        self.path = Path(path)
-        # "x": never append a second run to an existing history (indices would restart at 0)
-        self._fh = open(self.path, "x", encoding="utf-8")
-        self._lock = threading.Lock()
-        self._index = 0
-        self._start = time.monotonic_ns()
-        self._fsync = fsync
-        self.ops: list[Op] = []
-
-    @property
-    def start_ns(self) -> int:
-        return self._start
-
-    def record(
-        self,
-        process: int | str,
-        type: str,
-        f: str,
-        key: Any = None,
-        value: Any = None,
-        node: str | None = None,
-        error: Any = None,
-    ) -> Op:
-        """Append one event stamped with the next index and the current time."""
-        with self._lock:
-            op = Op(
-                index=self._index,
-                time=time.monotonic_ns() - self._start,
-                process=process,
-                type=type,
-                f=f,
-                key=key,
-                value=value,
-                node=node,
-                error=error,
+        if self.time_backwards:
+            self.notes.append(
+                f"{self.source}: time went backwards {self.time_backwards} time(s) between "
+                "events; kept as written (event order is the truth)"
             )
-            self._fh.write(op.to_json() + "\n")
-            self._fh.flush()
-            if self._fsync:
-                os.fsync(self._fh.fileno())
-            self._index += 1
-            self.ops.append(op)
-            return op
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._fh.closed:
-                self._fh.close()
-
-    def __enter__(self) -> HistoryWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def write_history(path: str | os.PathLike[str], ops: Iterable[Op]) -> None:
-    """Write ops (already indexed and timed) to a JSON Lines file."""
-    with open(path, "w", encoding="utf-8") as fh:
-        for op in ops:
-            fh.write(op.to_json() + "\n")
+        return History(self.ops, self.completion, self.invocation, self.source,
+                       self.time_backwards, self.torn_tail, self.notes)

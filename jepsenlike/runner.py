@@ -60,7 +60,7 @@ from jepsenlike.config import TestConfig
 from jepsenlike.errors import HarnessBug
 from jepsenlike.gen import Generator, run_final, run_generator
 from jepsenlike.generator import Phases, Tally, Worker, derive_rng, start_thread
-from jepsenlike.history import HistoryWriter
+from jepsenlike.history_io import HistoryWriter
 from jepsenlike.nemesis import (
     FaultOp,
     Nemesis,

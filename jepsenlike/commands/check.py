@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-Every file named on the command line is read (``.jsonl``, or ``.edn`` through
-the Jepsen importer), checked against one model, and reported on its own: one
+Every file named on the command line is read by
+:func:`jepsenlike.history_io.read_history` (JSON Lines, or Jepsen EDN, by
+extension or by sniffing the first bytes), checked against one model, and reported on its own: one
 verdict line on stdout (``FILE: linearizable``, ``FILE: not-linearizable`` or
 ``FILE: unknown``, with op count, key count and seconds), then, for the last
 two, the checker's explanation indented below it. With ``--json`` each file
@@ -14,20 +15,25 @@ A file that cannot be read or checked (bad line, op the model does not know)
 does not stop the others: it gets the verdict ``error`` (the message, which
 starts with ``file:line:``, goes to stderr) and the command exits 255 at the
 end. Otherwise the exit code is 1 if any file is not linearizable, 2 if any is
-unknown, and 0 if all are linearizable. A bad ``--model`` or ``--init`` is
-reported before any file is read.
+unknown, and 0 if all are linearizable. A bad ``--model``, ``--init``,
+``--timeout`` (not a positive finite number) or ``--max-states`` (below 1) is
+reported before any file is read. The reader's notes (time that went
+backwards, a torn last line) go to stderr and, with ``--json``, appear as
+``time_backwards`` and ``torn_tail``. When stdout is a pipe that closes
+(``check ... | head``), the command stops quietly with exit status 141.
 
 ``--checker``: ``wgl`` is the linearizability search
 (:mod:`jepsenlike.checkers.linearizable`); ``graph`` the dependency-graph
 checker (:mod:`jepsenlike.checkers.graph`); ``auto`` (the default) uses the
-graph checker for ``list-append`` when it is installed and the search
-otherwise.
+graph checker for ``list-append`` and the search otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,9 +41,13 @@ from typing import Any
 
 from jepsenlike.checkers.result import Result, check_safe, merge_valid
 from jepsenlike.checkers.specs import SPECS, Spec, get_spec
-from jepsenlike.errors import ConfigError, JepsenlikeError
+from jepsenlike.errors import ConfigError, HistoryError, JepsenlikeError
+from jepsenlike.history import History
+from jepsenlike.history_io import read_history
 
 VERDICTS = {True: "linearizable", False: "not-linearizable", "unknown": "unknown"}
+#: exit status when stdout is a closed pipe: the shell's convention for SIGPIPE (128 + 13)
+EXIT_BROKEN_PIPE = 141
 
 
 def register(sub: Any) -> None:
@@ -83,29 +93,32 @@ def _parse_init(text: str | None) -> Any:
         raise ConfigError(f"--init {text!r} is not valid JSON: {e.msg}") from None
 
 
-def _graph_module(required: bool) -> Any:
-    try:
-        import jepsenlike.checkers.graph as graph
-    except ImportError as e:
-        if required:
-            raise ConfigError(f"--checker graph is not available here: {e}") from None
-        return None
+def _graph_module() -> Any:
+    # imported on demand: it pulls in networkx, which plain WGL checks do not need
+    import jepsenlike.checkers.graph as graph
+
     return graph
 
 
-def _read(path: str, independent: str) -> Any:
-    from jepsenlike.history import read_history
+def _read(path: str, independent: str) -> History:
+    flag = {"auto": None, "yes": True, "no": False}[independent]
+    try:
+        return read_history(path, independent=flag)
+    except JepsenlikeError:
+        raise
+    except (RecursionError, MemoryError, OSError, ValueError) as e:
+        # the readers turn bad input into HistoryError; anything else still names the file
+        raise HistoryError(f"{path}: cannot read: {type(e).__name__}: {e}") from None
 
-    if Path(path).suffix == ".edn":
-        from jepsenlike.edn import read_edn_history
 
-        if not Path(path).exists():
-            from jepsenlike.errors import HistoryError
-
-            raise HistoryError(f"{path}: no such file")
-        flag = {"auto": None, "yes": True, "no": False}[independent]
-        return read_edn_history(path, independent=flag)
-    return read_history(path)
+def _check_limits(args: argparse.Namespace) -> None:
+    """Refuse budgets that make no sense, before any file is read."""
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ConfigError(
+            f"--timeout {args.timeout}: must be a positive, finite number of seconds"
+        )
+    if args.max_states is not None and args.max_states < 1:
+        raise ConfigError(f"--max-states {args.max_states}: must be at least 1")
 
 
 def _graph_out_for(graph_out: str | None, path: str, many: bool) -> str | None:
@@ -115,23 +128,28 @@ def _graph_out_for(graph_out: str | None, path: str, many: bool) -> str | None:
     return str(out.with_name(f"{out.stem}.{Path(path).stem}{out.suffix}"))
 
 
-def check_file(path: str, spec: Spec, args: argparse.Namespace, graph: Any) -> tuple[Result, str]:
-    """Read and check one file; returns the result and the checker's name.
+def check_file(
+    path: str, spec: Spec, args: argparse.Namespace, graph: Any
+) -> tuple[Result, str, History]:
+    """Read and check one file; returns the result, the checker's name and the history.
 
     Raises:
         JepsenlikeError: the file cannot be read, or has ops the model does not know.
     """
     history = _read(path, args.independent)
+    for note in history.notes:
+        print(f"jepsenlike: note: {note}", file=sys.stderr)
     if graph is not None:
         out = _graph_out_for(args.graph_out, path, len(args.histories) > 1)
-        return _safely(lambda: graph.check_history(history, args.model, spec, out)), "graph"
+        result = _safely(lambda: graph.check_history(history, args.model, spec, out))
+        return result, "graph", history
     from jepsenlike.checkers.linearizable import check_linearizable
 
     return _safely(
         lambda: check_linearizable(
             history, spec, timeout=args.timeout, max_memory_states=args.max_states
         )
-    ), "wgl"
+    ), "wgl", history
 
 
 def _safely(check: Any) -> Result:
@@ -149,23 +167,30 @@ def _reraise(e: BaseException) -> Result:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # the reader went away (`check ... | head`): stop quietly, as a killed writer would
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _run(args: argparse.Namespace) -> int:
     from jepsenlike.cli import EXIT_ERROR, exit_code_for
 
+    _check_limits(args)
     spec = get_spec(args.model, _parse_init(args.init))
     graph = None
-    if args.checker == "graph":
-        graph = _graph_module(required=True)
-    elif args.checker == "auto" and args.model == "list-append":
-        graph = _graph_module(required=False)
-        if graph is None:
-            print("jepsenlike: note: graph checker not installed; using the WGL search",
-                  file=sys.stderr)
+    if args.checker == "graph" or (args.checker == "auto" and args.model == "list-append"):
+        graph = _graph_module()
     verdicts: list[Any] = []
     errors = 0
     for path in args.histories:
         t0 = time.monotonic()
         try:
-            result, checker = check_file(path, spec, args, graph)
+            result, checker, history = check_file(path, spec, args, graph)
         except JepsenlikeError as e:
             errors += 1
             print(f"jepsenlike: error: {e}", file=sys.stderr)
@@ -187,6 +212,9 @@ def run(args: argparse.Namespace) -> int:
                 "model": args.model,
                 "check_time_s": result.details.get("time_s"),
                 "time_s": round(elapsed, 6),
+                "events": len(history),
+                "time_backwards": history.time_backwards,
+                "torn_tail": history.torn_tail,
             }
             print(json.dumps(out, default=str))
         else:
@@ -199,6 +227,10 @@ def run(args: argparse.Namespace) -> int:
             stats.append(f"{elapsed:.3f} s")
             if checker != "wgl":
                 stats.append(f"{checker} checker")
+            if history.time_backwards:
+                stats.append(f"time went backwards {history.time_backwards}x")
+            if history.torn_tail:
+                stats.append("torn last line dropped")
             print(f"{path}: {verdict} ({', '.join(stats)})")
             if result.valid is not True and result.explanation:
                 for line in result.explanation.splitlines():

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from jepsenlike.errors import JepsenlikeError
-from jepsenlike.history import NEMESIS, Op, op_from_dict
+from jepsenlike.history import NEMESIS, Op
+from jepsenlike.history_io import read_history_prefix
 
 TEST_FILE = "test.json"
 HISTORY_FILE = "history.jsonl"
@@ -105,21 +106,14 @@ def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
 
 def read_ops(path: Path, notes: list[str]) -> list[Op]:
     """The history's events, up to the first bad line (which is noted, not raised)."""
-    ops: list[Op] = []
     if not path.exists():
         notes.append(f"{path.name} is missing")
-        return ops
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                op = op_from_dict(json.loads(line), f"{path.name}:{lineno}")
-            except (ValueError, JepsenlikeError) as e:
-                notes.append(f"{path.name}:{lineno}: {e}; the report shows the {len(ops)} events before it")
-                break
-            ops.append(op)
-    return ops
+        return []
+    hist, error = read_history_prefix(path)
+    notes.extend(hist.notes)
+    if error is not None:
+        notes.append(f"{error}; the report shows the {len(hist.ops)} events before it")
+    return hist.ops
 
 
 def load_run(run_dir: str | Path) -> RunData:

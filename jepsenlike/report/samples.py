@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jepsenlike.history import Op, write_history
+from jepsenlike.history import Op
+from jepsenlike.history_io import write_history
 
 KINDS = ("valid-register", "invalid-register", "graph-g1c", "large-invalid-register")
 MS = 1_000_000

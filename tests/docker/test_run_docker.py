@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 
 pytestmark = pytest.mark.docker
 

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from jepsenlike.faketime import search_libfaketime
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 from jepsenlike.systems.paxos import PaxosSystem
 from jepsenlike.systems.raft import RaftSystem
 

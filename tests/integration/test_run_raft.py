@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 from jepsenlike.systems.raft import RaftSystem
 
 pytestmark = [

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ import pytest
 
 from jepsenlike.checkers.gen import bad_example_history, example_history
 from jepsenlike.edn import write_edn_history
-from jepsenlike.history import Op, write_history
+from jepsenlike.history import Op
+from jepsenlike.history_io import write_history
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "jepsenlike" / "examples"
 

@@ -9,7 +9,7 @@ from jepsenlike.checkers.linearizable import check_linearizable
 from jepsenlike.checkers.specs import get_spec
 from jepsenlike.edn import Keyword, dumps, loads, read_edn_history, write_edn_history
 from jepsenlike.errors import HistoryError
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 
 JEPSEN_SNIPPET = """\
 {:type :invoke, :f :write, :value [0 3], :process 0, :time 9781045, :index 0}
@@ -131,3 +131,37 @@ def test_round_trip_through_edn(tmp_path, model):
 
 def test_dumps_values():
     assert dumps([None, True, 1, 2.5, "a\"b", {"k": [1]}]) == '[nil true 1 2.5 "a\\"b" {"k" [1]}]'
+
+
+def test_reader_handles_numbers_metadata_and_refuses_non_finite():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    v = loads("^{:doc 1} [1/3 -4/6 12345678901234567890123N 1.25M 0x1f ^:tag :k #_#_ 1 2 3]")
+    assert v == [Fraction(1, 3), Fraction(-2, 3), 12345678901234567890123, Decimal("1.25"), 31,
+                 Keyword("k"), 3]
+    assert isinstance(v[0], Fraction) and isinstance(v[3], Decimal)
+    for text, message in [
+        ("[1 ##NaN]", "##NaN is not a finite number"),
+        ("##-Inf", "##-Inf is not a finite number"),
+        ("1e999", "out of range"),
+        ("1/0", "divides by zero"),
+        ("[" * 2000 + "]" * 2000, "nested too deeply"),
+        ("[1 2] 3", "more than one value"),
+        ("", "unexpected end of input"),
+        ("#_", "unexpected end of input"),
+    ]:
+        with pytest.raises(HistoryError, match=message):
+            loads(text, "x.edn")
+
+
+def test_history_values_are_json_like(tmp_path):
+    path = tmp_path / "h.edn"
+    path.write_text(
+        '{:type :invoke, :f :read, :process 0, :value nil}\n'
+        '{:type :ok, :f :read, :process 0, :value #{3 1 2 1}, :error {:why [:a "b"], 7 #{}}}\n'
+    )
+    h = read_edn_history(path)
+    assert h[1].value == [1, 2, 3]
+    assert h[1].error == {"why": ["a", "b"], 7: []}
+    assert type(h[1].error["why"][0]) is str  # not a Keyword subclass

@@ -8,7 +8,7 @@ import threading
 from jepsenlike.client import Router
 from jepsenlike.config import TestConfig
 from jepsenlike.generator import Phases, Stagger, Tally, Worker, derive_rng, plan_ops
-from jepsenlike.history import HistoryWriter, read_history
+from jepsenlike.history_io import HistoryWriter, read_history
 from jepsenlike.workloads import get_workload
 from jepsenlike.workloads.base import Invocation
 

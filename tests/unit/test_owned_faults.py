@@ -8,7 +8,7 @@ import random
 from jepsenlike.backends.owned import FaultLedger
 from jepsenlike.config import TestConfig
 from jepsenlike.gen import cycle, once, seq, sleep
-from jepsenlike.history import HistoryWriter, read_history
+from jepsenlike.history_io import HistoryWriter, read_history
 from jepsenlike.nemesis import FaultOp, Nemesis, NemesisPackage, Validate, compose, plan_schedule
 from jepsenlike.nemesis.clock import ClockNemesis
 from jepsenlike.nemesis.kill import KillNemesis
