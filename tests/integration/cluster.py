@@ -76,7 +76,6 @@ class NodeCluster:
         self.module = module
         self.seed = seed
         self.tmp = tmp
-        self.extra = extra
         ids = [f"n{k + 1}" for k in range(n)]
         # ``isolate``: nobody's traffic reaches that node (it can still send), from the start.
         grudge = {isolate: [i for i in ids if i != isolate]} if isolate is not None else None
@@ -134,6 +133,19 @@ class NodeCluster:
 
     def data_dir(self, i: str) -> str:
         return self.backend.node(i).data_dir
+
+    @property
+    def extra(self) -> tuple[str, ...]:
+        """Arguments added to every node's command line (changeable between restarts)."""
+        return self.backend.system.extra
+
+    @extra.setter
+    def extra(self, value: tuple[str, ...]) -> None:
+        self.backend.system.extra = tuple(value)
+
+    def argv(self, i: str) -> list[str]:
+        """Node ``i``'s command line, as the backend starts it."""
+        return self.backend.command(self.backend.node(i))
 
     def wait_up(self, i: str, timeout: float = 10.0) -> None:
         self.backend.wait_ready([i], timeout)

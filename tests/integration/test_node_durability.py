@@ -50,7 +50,7 @@ def test_a_flipped_byte_mid_wal_is_refused_then_repaired(make_cluster, protocol)
         load.wait_acked(60)
     for i in c.ids:
         c.kill(i)
-    wal = Path(c.tmp) / "n1" / WAL[protocol]
+    wal = Path(c.data_dir("n1")) / WAL[protocol]
     data = bytearray(wal.read_bytes())
     payloads, end, damage = scan_records(bytes(data))
     assert damage is None and end == len(data) and len(payloads) > 10
@@ -77,7 +77,7 @@ def test_a_flipped_byte_mid_wal_is_refused_then_repaired(make_cluster, protocol)
 def test_a_lost_wal_is_refused(make_cluster, protocol, damage) -> None:
     c = make_cluster(1)
     c.kill("n1")
-    wal = Path(c.tmp) / "n1" / WAL[protocol]
+    wal = Path(c.data_dir("n1")) / WAL[protocol]
     assert wal.stat().st_size > 0  # the identity record, at least
     if damage == "empty":
         wal.write_bytes(b"")
