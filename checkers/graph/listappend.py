@@ -58,6 +58,9 @@ APPEND_FS = ("append",)
 READ_FS = ("r", "read")
 _MAX_REPORTS = 50  # per non-cycle anomaly type
 _PLAIN = frozenset((int, str, float, bool))
+# a read shorter than its key's order reaches the unobserved appends through the
+# order's rw and ww edges anyway; direct edges (for shortest cycles) up to this many
+DIRECT_RW_LIMIT = 64
 
 
 def _mop(m: Any, where: str) -> tuple[str, Any, Any]:
@@ -151,6 +154,7 @@ class ListAppendAnalysis:
         self._index()
         self._orders()
         self._attribute()
+        self._unobserved_appends()
         self._intermediate_reads()
         self._lost_appends()
         self._internal()
@@ -345,6 +349,31 @@ class ListAppendAnalysis:
                         },
                     )
 
+    def _unobserved_appends(self) -> None:
+        """Per key, the appends of node txns that no read of the key lists.
+
+        Every read of a key is a prefix of its one version order, so an append
+        that took effect but that no read lists comes after every element any
+        read lists. Only keys that some ok txn read count (otherwise there is
+        no read to order it against).
+        """
+        elsewhere: dict[Any, set[Any]] = {}  # elements listed only by incompatible reads
+        for tid, k in self.incompatible:
+            for f, k2, lst in self.txns[tid].mops:
+                if f == "r" and k2 == k and lst:
+                    elsewhere.setdefault(k, set()).update(lst)
+        self.observed_elsewhere = elsewhere
+        unobserved: dict[Any, list[tuple[Any, Txn]]] = {}
+        for k, pos in self.pos.items():
+            w = self.writer.get(k)
+            if not w:
+                continue
+            other = elsewhere.get(k, ())
+            out = [(e, t) for e, t in w.items() if t.node and e not in pos and e not in other]
+            if out:
+                unobserved[k] = out
+        self.unobserved = unobserved
+
     def _lost_appends(self) -> None:
         for k, w in self.writer.items():
             rs = self.reads.get(k)
@@ -352,11 +381,7 @@ class ListAppendAnalysis:
                 continue
             pos = self.pos.get(k, {})
             observed = set(pos)
-            for tid, kk in self.incompatible:
-                if kk == k:
-                    for f, k2, lst in self.txns[tid].mops:
-                        if f == "r" and k2 == k and lst:
-                            observed.update(lst)
+            observed.update(self.observed_elsewhere.get(k, ()))
             lost = sorted(
                 (
                     (t.complete, e, t)
@@ -469,6 +494,15 @@ class ListAppendAnalysis:
                 return t, order[i]
         return None
 
+    def _last_writer(self, k: Any) -> Txn | None:
+        """The node txn that appended the last element of ``k``'s order that has one."""
+        w = self.writer.get(k, {})
+        for e in reversed(self.order.get(k, ())):
+            t = w.get(e)
+            if t is not None and t.node:
+                return t
+        return None
+
     def add_data_edges(self, g: DepGraph) -> None:
         adj = g.adj
         for k, order in self.order.items():
@@ -483,6 +517,15 @@ class ListAppendAnalysis:
                     d = adj[prev]
                     d[tid] = d.get(tid, 0) | WW
                 prev = tid
+        unobserved = self.unobserved
+        for k, later in unobserved.items():
+            # the last writer any read saw precedes every unobserved append
+            last = self._last_writer(k)
+            if last is not None:
+                d = adj[last.id]
+                for _, wt in later:
+                    if wt is not last:
+                        d[wt.id] = d.get(wt.id, 0) | WW
         incompatible = self.incompatible
         writer = self.writer
         empty: dict[Any, Txn] = {}
@@ -512,6 +555,14 @@ class ListAppendAnalysis:
                     d = adj[tid]
                     v = wt.id
                     d[v] = d.get(v, 0) | RW
+            later = unobserved.get(k) if unobserved else None
+            if later is not None and (n == len(order) or len(later) <= DIRECT_RW_LIMIT):
+                # the read misses appends no read lists: they came after it
+                d = adj[tid]
+                for _, wt in later:
+                    v = wt.id
+                    if v != tid:
+                        d[v] = d.get(v, 0) | RW
 
     # ------------------------------------------------------------------ explanations
 
@@ -519,6 +570,18 @@ class ListAppendAnalysis:
         """Why ``a`` precedes ``b`` by data relation ``rel``; ``names`` names cycle members."""
         na, nb = names[a.id], names[b.id]
         if rel == WW:
+            for k, later in self.unobserved.items():
+                mine = next((e for e, t in later if t is b), None)
+                if mine is None or self._last_writer(k) is not a:
+                    continue
+                src = self.order_source[k]
+                last = next(e for e in reversed(self.order[k]) if self.writer[k].get(e) is a)
+                return (
+                    f"{na} appended {last!r} to key {k!r}, the last element any read of "
+                    f"{k!r} lists (op {src.index} read {_short(self.order[k])}), and {nb}'s "
+                    f"append of {mine!r} to {k!r} took effect but no read lists it, so it "
+                    "comes later in the version order"
+                )
             for f, k, e in a.mops:
                 if f != "append":
                     continue
@@ -552,5 +615,18 @@ class ListAppendAnalysis:
                         return (
                             f"{na} read key {k!r} = {_short(lst)}, which does not yet contain "
                             f"{nb}'s append of {nxt[1]!r}, the next version of {k!r}"
+                        )
+            for t, k, lst in self.external:
+                if t is a and (t.id, k) not in self.incompatible:
+                    mine = next((e for e, w in self.unobserved.get(k, ()) if w is b), None)
+                    if mine is not None:
+                        status = "committed" if b.type == "ok" else (
+                            "indeterminate but took effect (another of its appends was read)"
+                        )
+                        return (
+                            f"{na} read key {k!r} = {_short(lst)}, which does not contain "
+                            f"{nb}'s append of {mine!r}; {nb} is {status}, and no read of "
+                            f"{k!r} lists {mine!r}, so that append came after every version "
+                            f"any read saw, {na}'s included"
                         )
         return f"{na} < {nb} by a {rel} dependency"
