@@ -10,6 +10,9 @@ G0             only ww edges (write cycle)
 G1c            ww and wr edges, at least one wr (circular information flow)
 G-single       exactly one rw edge (read skew)
 G2             two or more rw edges (anti-dependency cycle, write skew)
+G-nonadjacent  two or more rw edges, no two of them adjacent (also around the
+               cycle's end); it rules out snapshot isolation, which permits
+               G2 cycles whose rw edges sit next to each other (write skew)
 =============  =============================================================
 
 Each class has a ``-process`` variant, where the cycle also uses at least one
@@ -50,15 +53,15 @@ from .core import (
     DepGraph,
 )
 
-CLASSES: tuple[str, ...] = ("G0", "G1c", "G-single", "G2")
+CLASSES: tuple[str, ...] = ("G0", "G1c", "G-single", "G2", "G-nonadjacent")
 VARIANTS: tuple[tuple[str, int, int], ...] = (
     # suffix, extra relations allowed, relation the cycle must use
     ("", 0, 0),
     ("-process", PROCESS, PROCESS),
     ("-realtime", PROCESS | REALTIME, REALTIME),
 )
-_CLASS_RELS = {"G0": WW, "G1c": WW | WR, "G-single": DATA, "G2": DATA}
-_CLASS_ANCHOR = {"G0": WW, "G1c": WR, "G-single": RW, "G2": RW}
+_CLASS_RELS = {"G0": WW, "G1c": WW | WR, "G-single": DATA, "G2": DATA, "G-nonadjacent": DATA}
+_CLASS_ANCHOR = {"G0": WW, "G1c": WR, "G-single": RW, "G2": RW, "G-nonadjacent": RW}
 
 WORK_BUDGET = 400_000  # anchors x sub-SCC nodes per class; beyond it anchors are sampled
 
@@ -66,6 +69,8 @@ WORK_BUDGET = 400_000  # anchors x sub-SCC nodes per class; beyond it anchors ar
 _RW_MASK = 3
 _SEEN_WR = 4
 _SEEN_EXTRA = 8
+_LAST_RW = 16  # G-nonadjacent only: the previous edge was rw
+_FIRST_RW = 32  # G-nonadjacent only: the anchor (first edge) was rw
 
 Step = tuple[int, int, int]  # (from txn, to txn, relation bit)
 
@@ -86,6 +91,8 @@ def _accepts(cls: str, state: int, required: int) -> bool:
     if required and not state & _SEEN_EXTRA:
         return False
     rw = state & _RW_MASK
+    if cls == "G-nonadjacent":
+        return rw == 2 and not (state & _LAST_RW and state & _FIRST_RW)
     if cls == "G0":
         return rw == 0 and not state & _SEEN_WR
     if cls == "G1c":
@@ -93,6 +100,22 @@ def _accepts(cls: str, state: int, required: int) -> bool:
     if cls == "G-single":
         return rw == 1
     return rw == 2
+
+
+def nonadjacent(steps: list[Step]) -> bool:
+    """True if the cycle has two or more rw edges and no two of them adjacent."""
+    rels = [r for _, _, r in steps]
+    n = len(rels)
+    if sum(1 for r in rels if r == RW) < 2:
+        return False
+    return not any(rels[i] == RW and rels[(i + 1) % n] == RW for i in range(n))
+
+
+def _is_class(steps: list[Step], target: str) -> bool:
+    name = classify(steps)
+    if target.startswith("G-nonadjacent"):
+        return name == "G2" + target[len("G-nonadjacent"):] and nonadjacent(steps)
+    return name == target
 
 
 def classify(steps: list[Step]) -> str:
@@ -131,6 +154,9 @@ def _bfs_back(
     adj = g.adj
     n_txn = g.n_txn
     start_state = _advance(0, rel, required)
+    nonadj = cls == "G-nonadjacent"
+    if nonadj and rel == RW:
+        start_state |= _LAST_RW | _FIRST_RW
     start = (v, start_state)
     dist = {start: 0 if v >= n_txn else 1}
     parent: dict[tuple[int, int], tuple[tuple[int, int], int]] = {}
@@ -155,6 +181,13 @@ def _bfs_back(
                 s2 = _advance(state, r, required)
                 if single and (s2 & _RW_MASK) > 1:
                     continue
+                if nonadj:
+                    if r == RW:
+                        if state & _LAST_RW:
+                            continue
+                        s2 |= _LAST_RW
+                    else:
+                        s2 &= ~_LAST_RW
                 key = (w, s2)
                 nd = d + cost
                 if nd > limit:
@@ -351,7 +384,7 @@ class CycleSearch:
             if all(a >= self.g.n_txn for a, _, _ in loop):
                 continue
             steps = collapse_barriers(loop, self.g.n_txn)
-            if classify(steps) == target and (best is None or len(steps) < len(best)):
+            if _is_class(steps, target) and (best is None or len(steps) < len(best)):
                 best = steps
         return best
 
