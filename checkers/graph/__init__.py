@@ -155,7 +155,8 @@ def check_registers(
 
 
 def check_history(
-    history: History, model_name: str, spec: Any = None, graph_out: str | None = None
+    history: History, model_name: str, spec: Any = None, graph_out: str | None = None,
+    *, consistency_model: str = "strict-serializable",
 ) -> Result:
     """The CLI's entry point: check ``history`` against ``model_name``.
 
@@ -164,6 +165,7 @@ def check_history(
         model_name: ``list-append``, ``register`` or ``cas-register``.
         spec: sequential spec for the register fallback (default from the name).
         graph_out: path of a ``.dot`` or ``.svg`` file for the anomaly cycles.
+        consistency_model: list-append only: the model the verdict is about.
 
     Raises:
         ConfigError: an unknown model name or graph_out suffix.
@@ -175,7 +177,9 @@ def check_history(
                 "the graph checker's list-append analysis assumes every list starts empty; "
                 f"got initial state {init!r}: drop --init, or use the linearizability search"
             )
-        return check_list_append(history, graph_out=graph_out)
+        return check_list_append(
+            history, graph_out=graph_out, consistency_model=consistency_model
+        )
     if model_name in ("register", "cas-register"):
         return check_registers(history, model_name=model_name, spec=spec, graph_out=graph_out)
     raise ConfigError(

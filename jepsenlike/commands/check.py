@@ -67,6 +67,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--graph-out", metavar="FILE", help="graph checker: write anomaly cycles here")
     p.add_argument(
+        "--consistency-model", default="strict-serializable", metavar="MODEL",
+        help="graph checker, list-append: the model the verdict is about (read-uncommitted, "
+        "read-committed, repeatable-read, snapshot-isolation, serializable, "
+        "strong-session-serializable, strict-serializable; default strict-serializable)",
+    )
+    p.add_argument(
         "--independent", choices=("auto", "yes", "no"), default="auto",
         help=".edn only: read Jepsen's [key value] op values as key + value "
         "(auto: when every read is invoked with [key nil])",
@@ -124,7 +130,10 @@ def check_file(path: str, spec: Spec, args: argparse.Namespace, graph: Any) -> t
     history = _read(path, args.independent)
     if graph is not None:
         out = _graph_out_for(args.graph_out, path, len(args.histories) > 1)
-        return _safely(lambda: graph.check_history(history, args.model, spec, out)), "graph"
+        return _safely(lambda: graph.check_history(
+            history, args.model, spec, out,
+            consistency_model=getattr(args, "consistency_model", "strict-serializable"),
+        )), "graph"
     from jepsenlike.checkers.linearizable import check_linearizable
 
     return _safely(
@@ -160,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
         if graph is None:
             print("jepsenlike: note: graph checker not installed; using the WGL search",
                   file=sys.stderr)
+    if graph is not None and args.model == "list-append":
+        from jepsenlike.checkers.graph.explain import check_model_name
+
+        check_model_name(args.consistency_model)
     verdicts: list[Any] = []
     errors = 0
     for path in args.histories:
