@@ -17,7 +17,10 @@ anomaly                 weakest models ruled out
 G0, duplicate-elements, read-uncommitted
 garbage-read
 G1a, G1b, G1c,          read-committed
-incompatible-order
+incompatible-order,
+dirty-update,
+future-read
+lost-update             repeatable-read
 G-single, G2,           repeatable-read (all our rw edges are item
 G-nonadjacent           anti-dependencies, so G2 is Adya's G2-item)
 G-single, G-nonadjacent snapshot-isolation (G2 with adjacent rw edges, i.e.
@@ -85,6 +88,11 @@ _DIRECT: dict[str, tuple[str, ...]] = {
     # Elle: incompatible-order implies G1a (two committed reads from different timelines)
     "incompatible-order": ("read-committed",),
     "G1a": ("read-committed",),
+    # Elle: a dirty update implies G1a; a future read is a trivial G1c
+    "dirty-update": ("read-committed",),
+    "future-read": ("read-committed",),
+    # Elle: lost update is G2-item (and proscribed by cursor stability)
+    "lost-update": ("repeatable-read",),
     "G1b": ("read-committed",),
     "G1c": ("read-committed",),
     # Elle: internal consistency is required by serializability and snapshot

@@ -155,6 +155,8 @@ class ListAppendAnalysis:
         self._orders()
         self._attribute()
         self._unobserved_appends()
+        self._dirty_updates()
+        self._lost_updates()
         self._intermediate_reads()
         self._lost_appends()
         self._internal()
@@ -374,6 +376,72 @@ class ListAppendAnalysis:
                 unobserved[k] = out
         self.unobserved = unobserved
 
+    def _dirty_updates(self) -> None:
+        """A failed append followed, in a key's order, by an append that took effect."""
+        for k, order in self.order.items():
+            w = self.writer.get(k)
+            if not w:
+                continue
+            failed: Txn | None = None
+            fe: Any = None
+            for e in order:
+                t = w.get(e)
+                if t is None:
+                    continue
+                if t.type == "fail":
+                    if failed is None:
+                        failed, fe = t, e
+                elif failed is not None and t.node:
+                    src = self.order_source[k]
+                    self._report(
+                        "dirty-update",
+                        {
+                            "ops": [failed.index, t.index, src.index],
+                            "key": k,
+                            "elements": [fe, e],
+                            "explanation": f"op {src.index} read key {k!r} = "
+                            f"{_short(order)}: op {t.index} appended {e!r} on top of "
+                            f"{fe!r}, which op {failed.index} appended and which failed "
+                            "(an update built on an aborted write)",
+                        },
+                    )
+                    break
+
+    def _lost_updates(self) -> None:
+        """Two txns that read the same version of a key and both appended to it."""
+        groups: dict[tuple[Any, int, Any], list[Txn]] = {}
+        for t in self.txns:
+            if t.type != "ok" or len(t.mops) < 2:
+                continue
+            first_read: dict[Any, list[Any] | None] = {}
+            done: set[Any] = set()
+            for f, k, v in t.mops:
+                if f == "r":
+                    if k not in first_read:
+                        first_read[k] = [] if v is None else v
+                elif k in first_read and k not in done:
+                    done.add(k)
+                    lst = first_read[k]
+                    if lst is not None and (t.id, k) not in self.incompatible:
+                        groups.setdefault((k, len(lst), lst[-1] if lst else None), []).append(t)
+                else:
+                    first_read.setdefault(k, None)  # appended before reading: not a read-modify
+        for (k, n, last), ts in groups.items():
+            if len(ts) < 2:
+                continue
+            a, b = ts[0], ts[1]
+            self._report(
+                "lost-update",
+                {
+                    "ops": [t.index for t in ts[:10]],
+                    "key": k,
+                    "explanation": f"ops {a.index} and {b.index} both read the same version of "
+                    f"key {k!r} (length {n}, ending in {last!r}) and both appended to it: "
+                    "each overwrote a state the other had read"
+                    + (f" ({len(ts)} txns)" if len(ts) > 2 else ""),
+                },
+            )
+
     def _lost_appends(self) -> None:
         for k, w in self.writer.items():
             rs = self.reads.get(k)
@@ -440,11 +508,12 @@ class ListAppendAnalysis:
                 if future and not future.isdisjoint(lst):
                     e = next(x for x in lst if x in future)
                     self._report(
-                        "internal",
+                        "future-read",
                         {
                             "ops": [t.index],
                             "key": k,
                             "read": lst,
+                            "element": e,
                             "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, which "
                             f"contains {e!r}, an element the same transaction only appends later",
                         },
