@@ -37,7 +37,7 @@ def histories(draw):
     n = draw(st.integers(2, 6))
     counters = Counter()
     txns = []
-    for i in range(n):
+    for _ in range(n):
         mops = []
         for _ in range(draw(st.integers(1, 4))):
             k = draw(st.sampled_from(KEYS + ("z",) if draw(st.booleans()) else KEYS))
@@ -70,7 +70,7 @@ def histories(draw):
     slots = draw(st.permutations([(i, e) for i in range(n) for e in (0, 1)]))
     first: set[int] = set()
     events: list[tuple[int, int]] = []
-    for i, e in slots:
+    for i, _e in slots:
         if i in first:
             events.append((i, 1))
         else:
