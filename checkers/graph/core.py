@@ -166,6 +166,8 @@ def strongly_connected(
     ``nodes`` restricts the search to a node subset (edges leaving it are
     ignored). Returns only components with at least two nodes.
     """
+    if nodes is None and mask == ALL:
+        return _scc_whole(adj)
     n = len(adj)
     if nodes is None:
         member = None
@@ -224,4 +226,61 @@ def strongly_connected(
                     on_stack[w] = 0
                     comp.append(w)
                 out.append(comp)
+    return out
+
+
+def _scc_whole(adj: list[dict[int, int]]) -> list[list[int]]:
+    """:func:`strongly_connected` over every node and edge: the hot path, kept lean
+    (keys only, no masks, ``for``/``else`` instead of a pushed flag)."""
+    n = len(adj)
+    index = [-1] * n
+    low = [0] * n
+    on_stack = bytearray(n)
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        d = adj[root]
+        if not d:  # no successors: a trivial component
+            index[root] = counter
+            counter += 1
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = 1
+        work = [(root, iter(d))]
+        while work:
+            v, it = work[-1]
+            for w in it:
+                iw = index[w]
+                if iw < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = 1
+                    work.append((w, iter(adj[w])))
+                    break
+                if on_stack[w] and iw < low[v]:
+                    low[v] = iw
+            else:
+                work.pop()
+                lv = low[v]
+                if work:
+                    u = work[-1][0]
+                    if lv < low[u]:
+                        low[u] = lv
+                if lv == index[v]:
+                    w = stack.pop()
+                    on_stack[w] = 0
+                    if w == v:
+                        continue
+                    comp = [w]
+                    while w != v:
+                        w = stack.pop()
+                        on_stack[w] = 0
+                        comp.append(w)
+                    out.append(comp)
     return out

@@ -104,12 +104,13 @@ def prepare(history: History) -> tuple[list[Txn], Counter[str]]:
             for m in raw:
                 # fast path for well-formed micro-ops; _mop explains anything else
                 if type(m) is list and len(m) == 3:
+                    # well-formed: keep the history's own list (no copy, it is never mutated)
                     mf, k, v = m
                     if mf == "append" and type(v) in _PLAIN and type(k) in _PLAIN:
-                        mops.append(("append", k, v))
+                        mops.append(m)
                         continue
                     if mf == "r" and (v is None or type(v) is list) and type(k) in _PLAIN:
-                        mops.append(("r", k, v))
+                        mops.append(m)
                         continue
                 mops.append(_mop(m, f"{src}: op {inv.index if comp is None else comp.index}"))
         elif f == "append":
@@ -150,6 +151,8 @@ class ListAppendAnalysis:
         # external reads: list of (txn, key, list); all ok reads for order recovery
         self.external: list[tuple[Txn, Any, list[Any]]] = []
         self.incompatible: set[tuple[int, Any]] = set()
+        self.multi_key: list[Txn] = []
+        self.read_then_append: list[tuple[Txn, Any, list[Any]]] = []
         self.micro_ops = 0
         self._index()
         self._orders()
@@ -176,12 +179,47 @@ class ListAppendAnalysis:
         inter = self.intermediate
         reads: dict[Any, list[tuple[Txn, list[Any]]]] = {}
         self.reads = reads
+        external = self.external
+        multi = self.multi_key  # txns that touch some key more than once
+        rmw = self.read_then_append  # (txn, key, external read) before an own append
         dup_appends = 0
+        micro = 0
         for t in self.txns:
-            self.micro_ops += len(t.mops)
+            mops = t.mops
+            micro += len(mops)
+            ok = t.type == "ok"
+            if len(mops) == 1:  # the common case, without the per-txn bookkeeping
+                f, k, v = mops[0]
+                if f == "append":
+                    w = writer.get(k)
+                    if w is None:
+                        w = writer[k] = {}
+                    prev_w = w.get(v)
+                    if prev_w is None:
+                        w[v] = t
+                    else:
+                        dup_appends += 1
+                        if prev_w.type == "fail" and not t.type == "fail":
+                            w[v] = t
+                elif ok:
+                    if v is None:
+                        v = []
+                    r = reads.get(k)
+                    if r is None:
+                        reads[k] = [(t, v)]
+                    else:
+                        r.append((t, v))
+                    external.append((t, k, v))
+                continue
             appended: dict[Any, Any] = {}
-            seen_read: set[Any] = set()
-            for f, k, v in t.mops:
+            first_read: dict[Any, list[Any]] = {}
+            touched: set[Any] = set()
+            repeat = False
+            for f, k, v in mops:
+                if k in touched:
+                    repeat = True
+                else:
+                    touched.add(k)
                 if f == "append":
                     w = writer.get(k)
                     if w is None:
@@ -193,76 +231,118 @@ class ListAppendAnalysis:
                         dup_appends += 1
                         if prev_w.type == "fail" and t.type != "fail":
                             w[v] = t  # a failed append cannot be the one that was read
-                    prev = appended.get(k)
-                    if prev is not None:
-                        inter.setdefault(k, set()).add(prev)
+                    if k in appended:
+                        inter.setdefault(k, set()).add(appended[k])
+                    elif k in first_read:
+                        rmw.append((t, k, first_read[k]))
                     appended[k] = v
-                elif t.type == "ok":
+                elif ok:
                     if v is None:  # an ok read of null is the empty list
                         v = []
                     r = reads.get(k)
                     if r is None:
-                        r = reads[k] = []
-                    r.append((t, v))
-                    if k not in seen_read and k not in appended:
-                        self.external.append((t, k, v))
-                    seen_read.add(k)
+                        reads[k] = [(t, v)]
+                    else:
+                        r.append((t, v))
+                    if k not in first_read and k not in appended:
+                        external.append((t, k, v))
+                        first_read[k] = v
+            if repeat and ok:
+                multi.append(t)
+        self.micro_ops = micro
         self.duplicate_appends = dup_appends
 
+    def _duplicates(self, k: Any, t: Txn, lst: list[Any]) -> bool:
+        """Report (and set aside) a read that lists an element twice."""
+        try:
+            distinct = len(set(lst))
+        except TypeError:
+            raise HistoryError(
+                f"{self.history.source}: op {t.index}: read of key {k!r} lists an "
+                f"element that is not a string or number: {lst!r}"
+            ) from None
+        if distinct == len(lst):
+            return False
+        dups = [e for e, c in Counter(lst).items() if c > 1]
+        self._report(
+            "duplicate-elements",
+            {
+                "ops": [t.index],
+                "key": k,
+                "elements": dups,
+                "read": lst,
+                "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, "
+                f"which lists {', '.join(map(repr, dups[:5]))} more than once",
+            },
+        )
+        self.incompatible.add((t.id, k))
+        return True
+
     def _orders(self) -> None:
+        """Each key's version order: its longest duplicate-free read.
+
+        Fast path: when the longest read lists no element twice, a read that is
+        a prefix of it needs no further check (it cannot list one twice either);
+        only the others are checked for duplicates and reported as incompatible.
+        """
         for k, rs in self.reads.items():
-            longest: list[Any] | None = None
-            source: Txn | None = None
+            source, longest = rs[0]
             for t, lst in rs:
-                try:
-                    distinct = len(set(lst))
-                except TypeError:
-                    raise HistoryError(
-                        f"{self.history.source}: op {t.index}: read of key {k!r} lists an "
-                        f"element that is not a string or number: {lst!r}"
-                    ) from None
-                if distinct != len(lst):
-                    dups = [e for e, c in Counter(lst).items() if c > 1]
-                    self._report(
-                        "duplicate-elements",
-                        {
-                            "ops": [t.index],
-                            "key": k,
-                            "elements": dups,
-                            "read": lst,
-                            "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, "
-                            f"which lists {', '.join(map(repr, dups[:5]))} more than once",
-                        },
-                    )
-                    self.incompatible.add((t.id, k))
-                    continue
-                if longest is None or len(lst) > len(longest):
-                    longest, source = lst, t
-            if longest is None:
+                if len(lst) > len(longest):
+                    source, longest = t, lst
+            if self._duplicates(k, source, longest):
+                self._orders_general(k, rs)
                 continue
-            assert source is not None
             self.order[k] = longest
             self.order_source[k] = source
             for t, lst in rs:
-                if (t.id, k) in self.incompatible:
-                    continue
                 n = len(lst)
-                if n and (lst[-1] != longest[n - 1] or lst != longest[:n]):
-                    self.incompatible.add((t.id, k))
-                    i = next(i for i in range(n) if lst[i] != longest[i])
-                    self._report(
-                        "incompatible-order",
-                        {
-                            "ops": [source.index, t.index],
-                            "key": k,
-                            "reads": [longest, lst],
-                            "explanation": f"op {source.index} read key {k!r} = {_short(longest)} but "
-                            f"op {t.index} read {_short(lst)}; they disagree at position {i} "
-                            f"({longest[i]!r} vs {lst[i]!r}), so no single order of appends "
-                            "explains both",
-                        },
-                    )
+                if not n or lst is longest or (lst[-1] == longest[n - 1] and lst == longest[:n]):
+                    continue
+                if not self._duplicates(k, t, lst):
+                    self._incompatible_read(k, source, longest, t, lst)
             self.pos[k] = {e: i for i, e in enumerate(longest)}
+
+    def _incompatible_read(
+        self, k: Any, source: Txn, longest: list[Any], t: Txn, lst: list[Any]
+    ) -> None:
+        self.incompatible.add((t.id, k))
+        n = len(lst)
+        i = next(i for i in range(n) if lst[i] != longest[i])
+        self._report(
+            "incompatible-order",
+            {
+                "ops": [source.index, t.index],
+                "key": k,
+                "reads": [longest, lst],
+                "explanation": f"op {source.index} read key {k!r} = {_short(longest)} but "
+                f"op {t.index} read {_short(lst)}; they disagree at position {i} "
+                f"({longest[i]!r} vs {lst[i]!r}), so no single order of appends "
+                "explains both",
+            },
+        )
+
+    def _orders_general(self, k: Any, rs: list[tuple[Txn, list[Any]]]) -> None:
+        """The order of a key whose longest read lists an element twice."""
+        longest: list[Any] | None = None
+        source: Txn | None = None
+        for t, lst in rs:
+            if (t.id, k) in self.incompatible or self._duplicates(k, t, lst):
+                continue
+            if longest is None or len(lst) > len(longest):
+                longest, source = lst, t
+        if longest is None:
+            return
+        assert source is not None
+        self.order[k] = longest
+        self.order_source[k] = source
+        for t, lst in rs:
+            if (t.id, k) in self.incompatible:
+                continue
+            n = len(lst)
+            if n and (lst[-1] != longest[n - 1] or lst != longest[:n]):
+                self._incompatible_read(k, source, longest, t, lst)
+        self.pos[k] = {e: i for i, e in enumerate(longest)}
 
     def _readers_of(self, k: Any, e: Any) -> list[Txn]:
         out = []
@@ -410,22 +490,10 @@ class ListAppendAnalysis:
     def _lost_updates(self) -> None:
         """Two txns that read the same version of a key and both appended to it."""
         groups: dict[tuple[Any, int, Any], list[Txn]] = {}
-        for t in self.txns:
-            if t.type != "ok" or len(t.mops) < 2:
-                continue
-            first_read: dict[Any, list[Any] | None] = {}
-            done: set[Any] = set()
-            for f, k, v in t.mops:
-                if f == "r":
-                    if k not in first_read:
-                        first_read[k] = [] if v is None else v
-                elif k in first_read and k not in done:
-                    done.add(k)
-                    lst = first_read[k]
-                    if lst is not None and (t.id, k) not in self.incompatible:
-                        groups.setdefault((k, len(lst), lst[-1] if lst else None), []).append(t)
-                else:
-                    first_read.setdefault(k, None)  # appended before reading: not a read-modify
+        incompatible = self.incompatible
+        for t, k, lst in self.read_then_append:
+            if (t.id, k) not in incompatible:
+                groups.setdefault((k, len(lst), lst[-1] if lst else None), []).append(t)
         for (k, n, last), ts in groups.items():
             if len(ts) < 2:
                 continue
@@ -482,12 +550,7 @@ class ListAppendAnalysis:
 
     def _internal(self) -> None:
         """A transaction's reads must agree with its own earlier reads and appends."""
-        for t in self.txns:
-            mops = t.mops
-            if t.type != "ok" or len(mops) < 2:
-                continue
-            if len({k for _, k, _ in mops}) == len(mops):
-                continue  # every key touched once: nothing to compare
+        for t in self.multi_key:  # ok txns that touch some key twice; others have nothing
             state: dict[Any, list[Any]] = {}  # key -> [last read or None, own appends since]
             later: dict[Any, set[Any]] = {}  # key -> elements this txn appends further on
             for f, k, v in reversed(t.mops):
