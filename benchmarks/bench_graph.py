@@ -26,8 +26,10 @@ the write-up of what it found, both wall-clock from the checker's stats;
 shared machine distorts less than wall-clock; rates are micro-ops per second
 of wall-clock and of CPU time. The graph checker keeps no search states: its
 size is given as nodes and edges. ``RSS hist`` is the peak resident memory
-after generating the history, ``RSS peak`` after checking it (both include the
-history itself).
+after generating the history (the generator's own temporaries included),
+``RSS pre`` the resident memory just before checking (the history alone), and
+``RSS peak`` the peak after checking: ``RSS peak - RSS pre`` bounds what the
+checker itself adds.
 """
 
 from __future__ import annotations
@@ -58,6 +60,15 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
+def _rss_now_mib() -> float:
+    """Current resident memory (Linux), else the peak."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return _rss_mib()
+
+
 def run_one(case: str, seed: int) -> dict[str, object]:
     from jepsenlike.checkers.graph import check_list_append
     from jepsenlike.checkers.graph.synth import list_append_history
@@ -74,7 +85,11 @@ def run_one(case: str, seed: int) -> dict[str, object]:
         **CASES[case],  # type: ignore[arg-type]
     )
     gen_s = time.perf_counter() - t0
+    import gc
+
+    gc.collect()
     rss_history = _rss_mib()
+    rss_before = _rss_now_mib()
     t0 = time.perf_counter()
     c0 = time.process_time()
     r = check_list_append(h)
@@ -95,6 +110,7 @@ def run_one(case: str, seed: int) -> dict[str, object]:
         "check_s": check_s,
         "cpu_s": cpu_s,
         "rss_history_mib": rss_history,
+        "rss_before_mib": rss_before,
         "rss_peak_mib": _rss_mib(),
     }
 
@@ -114,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
           f"--seed {args.seed}")
     header = (f"{'case':<14} {'txns':>8} {'micro-ops':>10} {'keys':>7} {'edges':>9} {'valid':>5} "
               f"{'gen s':>7} {'analyse s':>9} {'explain s':>9} {'cpu s':>7} "
-              f"{'mops/s wall':>11} {'mops/s cpu':>10} {'RSS hist':>8} {'RSS peak':>8}")
+              f"{'mops/s wall':>11} {'mops/s cpu':>10} {'RSS hist':>8} {'RSS pre':>7} {'RSS peak':>8}")
     print(header)
     print("-" * len(header))
     failed = False
@@ -134,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case:<14} {d['txns']:>8} {d['micro_ops']:>10} {d['keys']:>7} {d['edges']:>9} "
               f"{str(d['valid']):>5} {d['gen_s']:>7.2f} {d['analyse_s']:>9.2f} "
               f"{d['explain_s']:>9.3f} {d['cpu_s']:>7.2f} {rate:>11,.0f} {rate_cpu:>10,.0f} "
-              f"{d['rss_history_mib']:>8.0f} {d['rss_peak_mib']:>8.0f}")
+              f"{d['rss_history_mib']:>8.0f} {d['rss_before_mib']:>7.0f} "
+              f"{d['rss_peak_mib']:>8.0f}")
         failed |= d["valid"] is not True
     print("# RSS in MiB; analyse/explain are wall-clock seconds; mops/s = micro-ops per second")
     return 1 if failed else 0
