@@ -486,3 +486,57 @@ def test_serial_history_is_valid_under_every_model(model):
     h = sequential("ax1ay1", "rx1ry1ax2", "rx12ry1", "ay2", "rx12ry12")
     r = check(h, model)
     assert r.valid is True and r.details["anomaly_types"] == []
+
+
+# ---------------------------------------------------------------- quirks of real histories
+
+
+def test_duplicate_appends_are_flagged_not_trusted():
+    # two committed txns append the same element: reads cannot tell them apart
+    r = check(concurrent("ax1", "ax1", "rx1"))
+    assert any("repeat an element" in w for w in r.details.get("warnings", []))
+
+
+def test_failed_txn_reads_and_appends_say_nothing():
+    # a failed txn's read of x = [] and its append to y never happened
+    h = concurrent(("fail", "rxay1"), "ax1", "rx1ry")
+    r = check(h)
+    assert r.valid is True, r.explanation
+    assert r.details["stats"]["nodes"] == 2
+
+
+def test_info_without_completion_and_info_completion_are_alike():
+    # invoked and never completed vs completed as info: both may or may not have happened
+    never = _history([
+        (0, "invoke", [["append", "x", 1], ["append", "y", 1]]),
+        (1, "invoke", [["r", "x", None], ["r", "y", None]]),
+        (1, "ok", [["r", "x", []], ["r", "y", [1]]]),
+    ])
+    info = concurrent(("info", "ax1ay1"), "rxry1")
+    for h in (never, info):
+        r = check(h)
+        assert types(r) == {"G-single"}, r.explanation  # saw y's append, missed x's
+
+
+def test_read_of_a_key_nobody_appended_to():
+    assert check(concurrent("ax1", "rx1rz")).valid is True
+    r = check(concurrent("ax1", "rx1rz3"))
+    assert types(r) == {"garbage-read"}
+    assert not_(r) == {"read-uncommitted"}
+
+
+def test_unobserved_failed_append_orders_nothing():
+    # only appends that took effect are placed after the observed ones
+    h = concurrent(("fail", "ax2"), "ax1", "rx1", "rx1ay1")
+    e = edges(h)
+    assert e[(6, 5)] == WR  # ax1 -wr-> rx1: the observed append is placed
+    assert not any(4 in pair for pair in e)  # nothing touches the failed txn (index 4)
+    assert check(h).valid is True
+
+
+def test_lost_append_with_a_later_read():
+    # an acknowledged append that a read begun after it completed does not list
+    h = sequential("ax1", "ax2", "rx1")
+    r = check(h)
+    assert {"lost-append", "G-single-realtime"} == types(r)
+    assert check(h, "serializable").valid is True
