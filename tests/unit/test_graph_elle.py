@@ -529,7 +529,7 @@ def test_unobserved_failed_append_orders_nothing():
     # only appends that took effect are placed after the observed ones
     h = concurrent(("fail", "ax2"), "ax1", "rx1", "rx1ay1")
     e = edges(h)
-    assert e[(6, 5)] == WR  # ax1 -wr-> rx1: the observed append is placed
+    assert e[(5, 6)] == WR  # ax1 -wr-> rx1: the observed append is placed
     assert not any(4 in pair for pair in e)  # nothing touches the failed txn (index 4)
     assert check(h).valid is True
 
