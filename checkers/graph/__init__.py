@@ -33,7 +33,7 @@ from jepsenlike.history import History
 from .core import DepGraph, add_order_edges, strongly_connected
 from .cycles import find_cycles
 from .explain import build_result, check_model_name, cycle_record
-from .listappend import ListAppendAnalysis
+from .listappend import DIRECT_RW_LIMIT, ListAppendAnalysis
 
 __all__ = ["MODELS", "check_history", "check_list_append", "check_registers"]
 
@@ -109,6 +109,13 @@ def _check_list_append(
     extra: dict[str, Any] = dict(notes)
     if an.ignored:
         extra["ignored_fs"] = dict(an.ignored)
+    if an.capped_keys:
+        extra["unobserved_edges_capped"] = (
+            f"{len(an.capped_keys)} keys (e.g. {an.capped_keys[0]!r}) have so many appends no "
+            f"read lists, and so many reads, that only {DIRECT_RW_LIMIT} of those appends per "
+            "key got rw edges from the key's longest reads; cycles through the others may "
+            "go unreported"
+        )
     if an.duplicate_appends:
         extra["warnings"] = [
             f"{an.duplicate_appends} appends repeat an element already appended to the same "

@@ -22,7 +22,7 @@ only. The variants rule out session and strict models respectively.
 
 Only nodes of a nontrivial strongly connected component (SCC) can lie on a
 cycle, so the search runs per SCC. For each (class, variant) we restrict the
-SCC to the allowed relations and split it again into SCCs with networkx; in
+SCC to the allowed relations and split it again into SCCs (the same Tarjan); in
 each sub-SCC we *anchor* on the edges every cycle of the class must contain
 (rw for G-single/G2, wr for G1c, ww for G0; the process or real-time edge for
 variants). For an anchor ``u -> v`` a breadth-first search from ``v`` back to
@@ -51,6 +51,7 @@ from .core import (
     WR,
     WW,
     DepGraph,
+    strongly_connected,
 )
 
 CLASSES: tuple[str, ...] = ("G0", "G1c", "G-single", "G2", "G-nonadjacent")
@@ -309,20 +310,12 @@ class CycleSearch:
         members = set(scc)
         found: list[tuple[str, list[Step]]] = []
         if not self._expired():
-            import networkx as nx  # only histories with cycles pay for the import
-
-            g = self.g
-            h = nx.DiGraph()
-            for u in scc:
-                for w, m in g.adj[u].items():
-                    if w in members:
-                        h.add_edge(u, w, mask=m)
             for suffix, extra, required in VARIANTS:
                 for cls in CLASSES:
                     if self._expired():
                         break
                     allowed = _CLASS_RELS[cls] | extra
-                    cycle = self._shortest_in(h, allowed, cls, required)
+                    cycle = self._shortest_in(scc, allowed, cls, required)
                     if cycle is not None:
                         found.append((cls + suffix, cycle))
         if not found:
@@ -339,20 +332,17 @@ class CycleSearch:
         return collapse_barriers(min(loops, key=len), g.n_txn)
 
     def _shortest_in(
-        self, h: Any, allowed: int, cls: str, required: int
+        self, scc: list[int], allowed: int, cls: str, required: int
     ) -> list[Step] | None:
-        import networkx as nx
-
         g = self.g
-        view = nx.subgraph_view(h, filter_edge=lambda a, b: bool(h[a][b]["mask"] & allowed))
         best: list[Step] | None = None
         anchor_rel = required or _CLASS_ANCHOR[cls]
         target = cls + next(sfx for sfx, _, req in VARIANTS if req == required)
-        for sub in nx.strongly_connected_components(view):
-            if len(sub) < 2:
+        # the SCC split again over the class's relations only
+        for comp in strongly_connected(g.adj, scc, allowed):
+            if not any(n < g.n_txn for n in comp):
                 continue
-            if not any(n < g.n_txn for n in sub):
-                continue
+            sub = set(comp)
             anchors = _anchors(g, sub, anchor_rel)
             # each anchor may cost a search of the whole sub-SCC: bound the total work
             budget = max(8, min(self.max_anchors, WORK_BUDGET // len(sub)))

@@ -61,6 +61,7 @@ _PLAIN = frozenset((int, str, float, bool))
 # a read shorter than its key's order reaches the unobserved appends through the
 # order's rw and ww edges anyway; direct edges (for shortest cycles) up to this many
 DIRECT_RW_LIMIT = 64
+UNOBSERVED_EDGE_BUDGET = 200_000  # per key: full-length reads x unobserved appends
 
 
 def _mop(m: Any, where: str) -> tuple[str, Any, Any]:
@@ -152,6 +153,7 @@ class ListAppendAnalysis:
         self.external: list[tuple[Txn, Any, list[Any]]] = []
         self.incompatible: set[tuple[int, Any]] = set()
         self.multi_key: list[Txn] = []
+        self.capped_keys: list[Any] = []
         self.read_then_append: list[tuple[Txn, Any, list[Any]]] = []
         self.micro_ops = 0
         self._index()
@@ -635,6 +637,30 @@ class ListAppendAnalysis:
                 return t
         return None
 
+    def _rw_targets(self) -> dict[Any, list[tuple[Any, Txn]]]:
+        """Per key, the unobserved appends each full-length read gets an rw edge to.
+
+        All of them, unless a key's full-length reads times its unobserved
+        appends exceeds :data:`UNOBSERVED_EDGE_BUDGET` (a database that loses
+        thousands of appends read by thousands of reads): then only the
+        :data:`DIRECT_RW_LIMIT` earliest-invoked, and the key is listed in
+        ``capped_keys``. Fewer edges can only hide cycles, never invent one.
+        """
+        big = {k for k, later in self.unobserved.items() if len(later) > DIRECT_RW_LIMIT}
+        if not big:
+            return self.unobserved
+        full: Counter[Any] = Counter()
+        for _t, k, lst in self.external:
+            if k in big and len(lst) == len(self.order[k]):
+                full[k] += 1
+        out = dict(self.unobserved)
+        for k in big:
+            later = out[k]
+            if full[k] * len(later) > UNOBSERVED_EDGE_BUDGET:
+                out[k] = sorted(later, key=lambda et: et[1].invoke)[:DIRECT_RW_LIMIT]
+                self.capped_keys.append(k)
+        return out
+
     def add_data_edges(self, g: DepGraph) -> None:
         adj = g.adj
         for k, order in self.order.items():
@@ -658,6 +684,7 @@ class ListAppendAnalysis:
                 for _, wt in later:
                     if wt is not last:
                         d[wt.id] = d.get(wt.id, 0) | WW
+        targets = self._rw_targets() if unobserved else unobserved
         incompatible = self.incompatible
         writer = self.writer
         empty: dict[Any, Txn] = {}
@@ -687,7 +714,7 @@ class ListAppendAnalysis:
                     d = adj[tid]
                     v = wt.id
                     d[v] = d.get(v, 0) | RW
-            later = unobserved.get(k) if unobserved else None
+            later = targets.get(k) if targets else None
             if later is not None and (n == len(order) or len(later) <= DIRECT_RW_LIMIT):
                 # the read misses appends no read lists: they came after it
                 d = adj[tid]
