@@ -154,6 +154,7 @@ class ListAppendAnalysis:
         self.incompatible: set[tuple[int, Any]] = set()
         self.multi_key: list[Txn] = []
         self.capped_keys: list[Any] = []
+        self._external_by_txn: dict[int, list[tuple[Any, list[Any]]]] | None = None
         self.read_then_append: list[tuple[Txn, Any, list[Any]]] = []
         self.micro_ops = 0
         self._index()
@@ -725,13 +726,24 @@ class ListAppendAnalysis:
 
     # ------------------------------------------------------------------ explanations
 
+    def _external_of(self, t: Txn) -> list[tuple[Any, list[Any]]]:
+        """``t``'s external reads, from an index built on first use (explanations only)."""
+        by_txn = self._external_by_txn
+        if by_txn is None:
+            by_txn = self._external_by_txn = {}
+            for r, k, lst in self.external:
+                by_txn.setdefault(r.id, []).append((k, lst))
+        return by_txn.get(t.id, [])
+
     def explain(self, a: Txn, b: Txn, rel: int, names: dict[int, str]) -> str:
         """Why ``a`` precedes ``b`` by data relation ``rel``; ``names`` names cycle members."""
         na, nb = names[a.id], names[b.id]
         if rel == WW:
-            for k, later in self.unobserved.items():
-                mine = next((e for e, t in later if t is b), None)
-                if mine is None or self._last_writer(k) is not a:
+            for f, k, mine in b.mops:
+                if (
+                    f != "append" or k not in self.unobserved or mine in self.pos[k]
+                    or self.writer[k].get(mine) is not b or self._last_writer(k) is not a
+                ):
                     continue
                 src = self.order_source[k]
                 last = next(e for e in reversed(self.order[k]) if self.writer[k].get(e) is a)
@@ -758,8 +770,8 @@ class ListAppendAnalysis:
                         f"(observed by op {src.index})"
                     )
         elif rel == WR:
-            for t, k, lst in self.external:
-                if t is b and lst:
+            for k, lst in self._external_of(b):
+                if lst:
                     wt = self.writer.get(k, {}).get(lst[-1])
                     if wt is a:
                         return (
@@ -767,25 +779,25 @@ class ListAppendAnalysis:
                             f"of {lst[-1]!r}"
                         )
         elif rel == RW:
-            for t, k, lst in self.external:
-                if t is a and (t.id, k) not in self.incompatible:
-                    nxt = self._next_writer(k, len(lst), t)
-                    if nxt is not None and nxt[0] is b:
-                        return (
-                            f"{na} read key {k!r} = {_short(lst)}, which does not yet contain "
-                            f"{nb}'s append of {nxt[1]!r}, the next version of {k!r}"
-                        )
-            for t, k, lst in self.external:
-                if t is a and (t.id, k) not in self.incompatible:
-                    mine = next((e for e, w in self.unobserved.get(k, ()) if w is b), None)
-                    if mine is not None:
-                        status = "committed" if b.type == "ok" else (
-                            "indeterminate but took effect (another of its appends was read)"
-                        )
-                        return (
-                            f"{na} read key {k!r} = {_short(lst)}, which does not contain "
-                            f"{nb}'s append of {mine!r}; {nb} is {status}, and no read of "
-                            f"{k!r} lists {mine!r}, so that append came after every version "
-                            f"any read saw, {na}'s included"
-                        )
+            mine_reads = [(k, lst) for k, lst in self._external_of(a)
+                          if (a.id, k) not in self.incompatible]
+            for k, lst in mine_reads:
+                nxt = self._next_writer(k, len(lst), a)
+                if nxt is not None and nxt[0] is b:
+                    return (
+                        f"{na} read key {k!r} = {_short(lst)}, which does not yet contain "
+                        f"{nb}'s append of {nxt[1]!r}, the next version of {k!r}"
+                    )
+            for k, lst in mine_reads:
+                mine = next((e for e, w in self.unobserved.get(k, ()) if w is b), None)
+                if mine is not None:
+                    status = "committed" if b.type == "ok" else (
+                        "indeterminate but took effect (another of its appends was read)"
+                    )
+                    return (
+                        f"{na} read key {k!r} = {_short(lst)}, which does not contain "
+                        f"{nb}'s append of {mine!r}; {nb} is {status}, and no read of "
+                        f"{k!r} lists {mine!r}, so that append came after every version "
+                        f"any read saw, {na}'s included"
+                    )
         return f"{na} < {nb} by a {rel} dependency"
