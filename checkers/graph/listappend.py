@@ -101,18 +101,21 @@ def prepare(history: History) -> tuple[list[Txn], Counter[str]]:
             if not isinstance(raw, list):
                 where = f"{src}: op {inv.index if comp is None else comp.index}"
                 raise HistoryError(f"{where}: a txn value must be a list of micro-ops, got {raw!r}")
-            mops = []
-            for m in raw:
-                # fast path for well-formed micro-ops; _mop explains anything else
+            # well-formed micro-ops are used as they are: the history's own lists,
+            # never mutated (no copy); the first odd one switches to a normalised copy
+            mops = raw
+            for i, m in enumerate(raw):
                 if type(m) is list and len(m) == 3:
-                    # well-formed: keep the history's own list (no copy, it is never mutated)
                     mf, k, v = m
-                    if mf == "append" and type(v) in _PLAIN and type(k) in _PLAIN:
-                        mops.append(m)
+                    if type(k) in _PLAIN and (
+                        (mf == "append" and type(v) in _PLAIN)
+                        or (mf == "r" and (v is None or type(v) is list))
+                    ):
+                        if mops is not raw:
+                            mops.append(m)
                         continue
-                    if mf == "r" and (v is None or type(v) is list) and type(k) in _PLAIN:
-                        mops.append(m)
-                        continue
+                if mops is raw:
+                    mops = raw[:i]
                 mops.append(_mop(m, f"{src}: op {inv.index if comp is None else comp.index}"))
         elif f == "append":
             mops = [_mop(["append", inv.key, inv.value], where)]
