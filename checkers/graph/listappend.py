@@ -25,6 +25,20 @@ Edges (between node transactions), per key with order ``e1 .. en``:
 * wr: the writer of a read's last element -> the reader;
 * rw: a reader of ``e1 .. em`` -> the writer of ``e_m+1`` (the next version).
 
+Unobserved appends (Elle's inference). An append that took effect (its txn is
+``ok``, or ``info`` and observed through another of its appends) but that no
+read of its key lists must come after every listed element: a read returns the
+whole list, so anything appended before the longest read would be in it. So:
+
+* ww: the writer of the last listed element -> each such appender;
+* rw: each read of the key -> each such appender (the read missed it).
+
+Their order among themselves stays unknown, so they get no edges between them.
+A read shorter than the order reaches them through the order's own edges
+anyway; it gets direct edges too (for shortest cycles) while a key has at most
+``DIRECT_RW_LIMIT`` of them, and full-length reads always do, up to a per-key
+budget (``UNOBSERVED_EDGE_BUDGET``; beyond it the key is reported as capped).
+
 Only a transaction's *external* read of a key counts for wr/rw: its first read
 of the key, if it did not append to the key before. Later reads include the
 transaction's own appends and say nothing new about other transactions.
@@ -32,8 +46,13 @@ transaction's own appends and say nothing new about other transactions.
 Other non-cycle anomalies:
 
 * ``internal``: a transaction's read disagrees with its own earlier reads and
-  appends of that key (it must see what it read plus what it appended), or
-  contains an element the transaction itself appends only later;
+  appends of that key (it must see what it read plus what it appended);
+* ``future-read``: a read contains an element the transaction itself appends
+  only later;
+* ``dirty-update``: in a key's order, an append that took effect follows an
+  append of a failed transaction;
+* ``lost-update``: two transactions read the same version of a key and both
+  appended to it;
 * ``G1b`` (intermediate read): a read whose last element is one that its
   writer followed with another append to the same key;
 * ``lost-append``: an acknowledged append that no read ever observed, while a
