@@ -38,7 +38,7 @@ weakest models ruled out) and ``:also-not`` (the stronger ones with them).
 An anomaly that the chosen model permits is reported but does not make the
 verdict invalid (``permitted`` lists them).
 
-with read-uncommitted < read-committed < {repeatable-read, snapshot-isolation}
+The models are ordered read-uncommitted < read-committed < {repeatable-read, snapshot-isolation}
 < serializable < strong-session-serializable < strict-serializable. For
 single-object operations (registers) strict serializability is
 linearizability, so the register checker adds ``linearizable`` at the top.
