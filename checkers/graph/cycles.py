@@ -88,6 +88,27 @@ def _advance(state: int, rel: int, required: int) -> int:
     return state
 
 
+def _step(state: int, rel: int, required: int, single: bool, nonadj: bool) -> int:
+    """The BFS state after an edge of relation ``rel``; -1 if the class forbids it."""
+    s2 = _advance(state, rel, required)
+    if single and (s2 & _RW_MASK) > 1:
+        return -1
+    if nonadj:
+        if rel == RW:
+            if state & _LAST_RW:
+                return -1
+            s2 |= _LAST_RW
+        else:
+            s2 &= ~_LAST_RW
+    return s2
+
+
+# the relation bits set in each mask value
+_BITS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(r for r in REL_BITS if m & r) for m in range(ALL + 1)
+)
+
+
 def _accepts(cls: str, state: int, required: int) -> bool:
     if required and not state & _SEEN_EXTRA:
         return False
@@ -163,6 +184,7 @@ def _bfs_back(
     parent: dict[tuple[int, int], tuple[tuple[int, int], int]] = {}
     dq = deque([start])
     single = cls == "G-single"
+    trans: dict[tuple[int, int], int] = {}  # (state, relation) -> next state, -1: not allowed
     while dq:
         cur = dq.popleft()
         node, state = cur
@@ -176,23 +198,16 @@ def _bfs_back(
             if not m or w not in members:
                 continue
             cost = 0 if w >= n_txn else 1
-            for r in REL_BITS:
-                if not m & r:
+            nd = d + cost
+            if nd > limit:
+                continue
+            for r in _BITS[m]:
+                s2 = trans.get((state, r))
+                if s2 is None:
+                    s2 = trans[state, r] = _step(state, r, required, single, nonadj)
+                if s2 < 0:
                     continue
-                s2 = _advance(state, r, required)
-                if single and (s2 & _RW_MASK) > 1:
-                    continue
-                if nonadj:
-                    if r == RW:
-                        if state & _LAST_RW:
-                            continue
-                        s2 |= _LAST_RW
-                    else:
-                        s2 &= ~_LAST_RW
                 key = (w, s2)
-                nd = d + cost
-                if nd > limit:
-                    continue
                 old = dist.get(key)
                 if old is not None and old <= nd:
                     continue
