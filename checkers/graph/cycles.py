@@ -72,6 +72,8 @@ _SEEN_WR = 4
 _SEEN_EXTRA = 8
 _LAST_RW = 16  # G-nonadjacent only: the previous edge was rw
 _FIRST_RW = 32  # G-nonadjacent only: the anchor (first edge) was rw
+_SBITS = 6  # state bits in a packed search key
+_SMASK = (1 << _SBITS) - 1
 
 Step = tuple[int, int, int]  # (from txn, to txn, relation bit)
 
@@ -179,15 +181,17 @@ def _bfs_back(
     nonadj = cls == "G-nonadjacent"
     if nonadj and rel == RW:
         start_state |= _LAST_RW | _FIRST_RW
-    start = (v, start_state)
+    # a search key packs (node, state) into one int: node << _SBITS | state
+    start = v << _SBITS | start_state
     dist = {start: 0 if v >= n_txn else 1}
-    parent: dict[tuple[int, int], tuple[tuple[int, int], int]] = {}
+    parent: dict[int, tuple[int, int]] = {}
     dq = deque([start])
     single = cls == "G-single"
     trans: dict[tuple[int, int], int] = {}  # (state, relation) -> next state, -1: not allowed
     while dq:
         cur = dq.popleft()
-        node, state = cur
+        node = cur >> _SBITS
+        state = cur & _SMASK
         d = dist[cur]
         if node == u:
             if cls is None or _accepts(cls, state, required):
@@ -207,7 +211,7 @@ def _bfs_back(
                     s2 = trans[state, r] = _step(state, r, required, single, nonadj)
                 if s2 < 0:
                     continue
-                key = (w, s2)
+                key = w << _SBITS | s2
                 old = dist.get(key)
                 if old is not None and old <= nd:
                     continue
@@ -220,12 +224,12 @@ def _bfs_back(
     return None
 
 
-def _unwind(parent: dict, end: tuple[int, int], start: tuple[int, int], anchor: Step) -> list[Step]:
+def _unwind(parent: dict[int, tuple[int, int]], end: int, start: int, anchor: Step) -> list[Step]:
     raw: list[Step] = []
     cur = end
     while cur != start:
         prev, r = parent[cur]
-        raw.append((prev[0], cur[0], r))
+        raw.append((prev >> _SBITS, cur >> _SBITS, r))
         cur = prev
     raw.append(anchor)
     raw.reverse()
