@@ -28,7 +28,7 @@ edges (it was invoked after its predecessors completed) but no outgoing ones.
 
 Strongly connected components are found with an iterative Tarjan over the
 int adjacency; only components with more than one node can hold a cycle, and
-only they are handed to :mod:`.cycles` (and to networkx).
+only they are handed to :mod:`.cycles`.
 """
 
 from __future__ import annotations
@@ -166,6 +166,10 @@ def strongly_connected(
     ``nodes`` restricts the search to a node subset (edges leaving it are
     ignored). Returns only components with at least two nodes.
     """
+    if nodes is None and mask == ALL:
+        return _scc_whole(adj)
+    if nodes is not None:
+        return _scc_subset(adj, nodes, mask)
     n = len(adj)
     if nodes is None:
         member = None
@@ -224,4 +228,116 @@ def strongly_connected(
                     on_stack[w] = 0
                     comp.append(w)
                 out.append(comp)
+    return out
+
+
+def _scc_whole(adj: list[dict[int, int]]) -> list[list[int]]:
+    """:func:`strongly_connected` over every node and edge: the hot path, kept lean
+    (keys only, no masks, ``for``/``else`` instead of a pushed flag)."""
+    n = len(adj)
+    index = [-1] * n
+    low = [0] * n
+    on_stack = bytearray(n)
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        d = adj[root]
+        if not d:  # no successors: a trivial component
+            index[root] = counter
+            counter += 1
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = 1
+        work = [(root, iter(d))]
+        while work:
+            v, it = work[-1]
+            for w in it:
+                iw = index[w]
+                if iw < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = 1
+                    work.append((w, iter(adj[w])))
+                    break
+                if on_stack[w] and iw < low[v]:
+                    low[v] = iw
+            else:
+                work.pop()
+                lv = low[v]
+                if work:
+                    u = work[-1][0]
+                    if lv < low[u]:
+                        low[u] = lv
+                if lv == index[v]:
+                    w = stack.pop()
+                    on_stack[w] = 0
+                    if w == v:
+                        continue
+                    comp = [w]
+                    while w != v:
+                        w = stack.pop()
+                        on_stack[w] = 0
+                        comp.append(w)
+                    out.append(comp)
+    return out
+
+
+def _scc_subset(adj: list[dict[int, int]], nodes: Iterable[int], mask: int) -> list[list[int]]:
+    """:func:`strongly_connected` restricted to ``nodes``, in time and memory
+    proportional to the subset (the cycle search calls it once per component
+    and class, on graphs with far more nodes than the component)."""
+    member = set(nodes)
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for root in sorted(member):
+        if root in index:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(adj[root].items()))]
+        while work:
+            v, it = work[-1]
+            for w, m in it:
+                if not m & mask or w not in member:
+                    continue
+                iw = index.get(w)
+                if iw is None:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(adj[w].items())))
+                    break
+                if w in on_stack and iw < low[v]:
+                    low[v] = iw
+            else:
+                work.pop()
+                lv = low[v]
+                if work:
+                    u = work[-1][0]
+                    if lv < low[u]:
+                        low[u] = lv
+                if lv == index[v]:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    if w == v:
+                        continue
+                    comp = [w]
+                    while w != v:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        comp.append(w)
+                    out.append(comp)
     return out

@@ -10,6 +10,9 @@ G0             only ww edges (write cycle)
 G1c            ww and wr edges, at least one wr (circular information flow)
 G-single       exactly one rw edge (read skew)
 G2             two or more rw edges (anti-dependency cycle, write skew)
+G-nonadjacent  two or more rw edges, no two of them adjacent (also around the
+               cycle's end); it rules out snapshot isolation, which permits
+               G2 cycles whose rw edges sit next to each other (write skew)
 =============  =============================================================
 
 Each class has a ``-process`` variant, where the cycle also uses at least one
@@ -19,7 +22,7 @@ only. The variants rule out session and strict models respectively.
 
 Only nodes of a nontrivial strongly connected component (SCC) can lie on a
 cycle, so the search runs per SCC. For each (class, variant) we restrict the
-SCC to the allowed relations and split it again into SCCs with networkx; in
+SCC to the allowed relations and split it again into SCCs (the same Tarjan); in
 each sub-SCC we *anchor* on the edges every cycle of the class must contain
 (rw for G-single/G2, wr for G1c, ww for G0; the process or real-time edge for
 variants). For an anchor ``u -> v`` a breadth-first search from ``v`` back to
@@ -48,17 +51,18 @@ from .core import (
     WR,
     WW,
     DepGraph,
+    strongly_connected,
 )
 
-CLASSES: tuple[str, ...] = ("G0", "G1c", "G-single", "G2")
+CLASSES: tuple[str, ...] = ("G0", "G1c", "G-single", "G2", "G-nonadjacent")
 VARIANTS: tuple[tuple[str, int, int], ...] = (
     # suffix, extra relations allowed, relation the cycle must use
     ("", 0, 0),
     ("-process", PROCESS, PROCESS),
     ("-realtime", PROCESS | REALTIME, REALTIME),
 )
-_CLASS_RELS = {"G0": WW, "G1c": WW | WR, "G-single": DATA, "G2": DATA}
-_CLASS_ANCHOR = {"G0": WW, "G1c": WR, "G-single": RW, "G2": RW}
+_CLASS_RELS = {"G0": WW, "G1c": WW | WR, "G-single": DATA, "G2": DATA, "G-nonadjacent": DATA}
+_CLASS_ANCHOR = {"G0": WW, "G1c": WR, "G-single": RW, "G2": RW, "G-nonadjacent": RW}
 
 WORK_BUDGET = 400_000  # anchors x sub-SCC nodes per class; beyond it anchors are sampled
 
@@ -66,6 +70,10 @@ WORK_BUDGET = 400_000  # anchors x sub-SCC nodes per class; beyond it anchors ar
 _RW_MASK = 3
 _SEEN_WR = 4
 _SEEN_EXTRA = 8
+_LAST_RW = 16  # G-nonadjacent only: the previous edge was rw
+_FIRST_RW = 32  # G-nonadjacent only: the anchor (first edge) was rw
+_SBITS = 6  # state bits in a packed search key
+_SMASK = (1 << _SBITS) - 1
 
 Step = tuple[int, int, int]  # (from txn, to txn, relation bit)
 
@@ -82,10 +90,33 @@ def _advance(state: int, rel: int, required: int) -> int:
     return state
 
 
+def _step(state: int, rel: int, required: int, single: bool, nonadj: bool) -> int:
+    """The BFS state after an edge of relation ``rel``; -1 if the class forbids it."""
+    s2 = _advance(state, rel, required)
+    if single and (s2 & _RW_MASK) > 1:
+        return -1
+    if nonadj:
+        if rel == RW:
+            if state & _LAST_RW:
+                return -1
+            s2 |= _LAST_RW
+        else:
+            s2 &= ~_LAST_RW
+    return s2
+
+
+# the relation bits set in each mask value
+_BITS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(r for r in REL_BITS if m & r) for m in range(ALL + 1)
+)
+
+
 def _accepts(cls: str, state: int, required: int) -> bool:
     if required and not state & _SEEN_EXTRA:
         return False
     rw = state & _RW_MASK
+    if cls == "G-nonadjacent":
+        return rw == 2 and not (state & _LAST_RW and state & _FIRST_RW)
     if cls == "G0":
         return rw == 0 and not state & _SEEN_WR
     if cls == "G1c":
@@ -93,6 +124,22 @@ def _accepts(cls: str, state: int, required: int) -> bool:
     if cls == "G-single":
         return rw == 1
     return rw == 2
+
+
+def nonadjacent(steps: list[Step]) -> bool:
+    """True if the cycle has two or more rw edges and no two of them adjacent."""
+    rels = [r for _, _, r in steps]
+    n = len(rels)
+    if sum(1 for r in rels if r == RW) < 2:
+        return False
+    return not any(rels[i] == RW and rels[(i + 1) % n] == RW for i in range(n))
+
+
+def _is_class(steps: list[Step], target: str) -> bool:
+    name = classify(steps)
+    if target.startswith("G-nonadjacent"):
+        return name == "G2" + target[len("G-nonadjacent"):] and nonadjacent(steps)
+    return name == target
 
 
 def classify(steps: list[Step]) -> str:
@@ -131,14 +178,20 @@ def _bfs_back(
     adj = g.adj
     n_txn = g.n_txn
     start_state = _advance(0, rel, required)
-    start = (v, start_state)
+    nonadj = cls == "G-nonadjacent"
+    if nonadj and rel == RW:
+        start_state |= _LAST_RW | _FIRST_RW
+    # a search key packs (node, state) into one int: node << _SBITS | state
+    start = v << _SBITS | start_state
     dist = {start: 0 if v >= n_txn else 1}
-    parent: dict[tuple[int, int], tuple[tuple[int, int], int]] = {}
+    parent: dict[int, tuple[int, int]] = {}
     dq = deque([start])
     single = cls == "G-single"
+    trans: dict[tuple[int, int], int] = {}  # (state, relation) -> next state, -1: not allowed
     while dq:
         cur = dq.popleft()
-        node, state = cur
+        node = cur >> _SBITS
+        state = cur & _SMASK
         d = dist[cur]
         if node == u:
             if cls is None or _accepts(cls, state, required):
@@ -149,16 +202,16 @@ def _bfs_back(
             if not m or w not in members:
                 continue
             cost = 0 if w >= n_txn else 1
-            for r in REL_BITS:
-                if not m & r:
+            nd = d + cost
+            if nd > limit:
+                continue
+            for r in _BITS[m]:
+                s2 = trans.get((state, r))
+                if s2 is None:
+                    s2 = trans[state, r] = _step(state, r, required, single, nonadj)
+                if s2 < 0:
                     continue
-                s2 = _advance(state, r, required)
-                if single and (s2 & _RW_MASK) > 1:
-                    continue
-                key = (w, s2)
-                nd = d + cost
-                if nd > limit:
-                    continue
+                key = w << _SBITS | s2
                 old = dist.get(key)
                 if old is not None and old <= nd:
                     continue
@@ -171,12 +224,12 @@ def _bfs_back(
     return None
 
 
-def _unwind(parent: dict, end: tuple[int, int], start: tuple[int, int], anchor: Step) -> list[Step]:
+def _unwind(parent: dict[int, tuple[int, int]], end: int, start: int, anchor: Step) -> list[Step]:
     raw: list[Step] = []
     cur = end
     while cur != start:
         prev, r = parent[cur]
-        raw.append((prev[0], cur[0], r))
+        raw.append((prev >> _SBITS, cur >> _SBITS, r))
         cur = prev
     raw.append(anchor)
     raw.reverse()
@@ -276,20 +329,12 @@ class CycleSearch:
         members = set(scc)
         found: list[tuple[str, list[Step]]] = []
         if not self._expired():
-            import networkx as nx  # only histories with cycles pay for the import
-
-            g = self.g
-            h = nx.DiGraph()
-            for u in scc:
-                for w, m in g.adj[u].items():
-                    if w in members:
-                        h.add_edge(u, w, mask=m)
             for suffix, extra, required in VARIANTS:
                 for cls in CLASSES:
                     if self._expired():
                         break
                     allowed = _CLASS_RELS[cls] | extra
-                    cycle = self._shortest_in(h, allowed, cls, required)
+                    cycle = self._shortest_in(scc, allowed, cls, required)
                     if cycle is not None:
                         found.append((cls + suffix, cycle))
         if not found:
@@ -306,20 +351,17 @@ class CycleSearch:
         return collapse_barriers(min(loops, key=len), g.n_txn)
 
     def _shortest_in(
-        self, h: Any, allowed: int, cls: str, required: int
+        self, scc: list[int], allowed: int, cls: str, required: int
     ) -> list[Step] | None:
-        import networkx as nx
-
         g = self.g
-        view = nx.subgraph_view(h, filter_edge=lambda a, b: bool(h[a][b]["mask"] & allowed))
         best: list[Step] | None = None
         anchor_rel = required or _CLASS_ANCHOR[cls]
         target = cls + next(sfx for sfx, _, req in VARIANTS if req == required)
-        for sub in nx.strongly_connected_components(view):
-            if len(sub) < 2:
+        # the SCC split again over the class's relations only
+        for comp in strongly_connected(g.adj, scc, allowed):
+            if not any(n < g.n_txn for n in comp):
                 continue
-            if not any(n < g.n_txn for n in sub):
-                continue
+            sub = set(comp)
             anchors = _anchors(g, sub, anchor_rel)
             # each anchor may cost a search of the whole sub-SCC: bound the total work
             budget = max(8, min(self.max_anchors, WORK_BUDGET // len(sub)))
@@ -351,7 +393,7 @@ class CycleSearch:
             if all(a >= self.g.n_txn for a, _, _ in loop):
                 continue
             steps = collapse_barriers(loop, self.g.n_txn)
-            if classify(steps) == target and (best is None or len(steps) < len(best)):
+            if _is_class(steps, target) and (best is None or len(steps) < len(best)):
                 best = steps
         return best
 

@@ -15,17 +15,30 @@ it, and with them every stronger model:
 anomaly                 weakest models ruled out
 ======================  ===================================================
 G0, duplicate-elements, read-uncommitted
+garbage-read
+G1a, G1b, G1c,          read-committed
 incompatible-order,
-garbage-read, internal
-G1a, G1b, G1c           read-committed
-G-single                snapshot-isolation, repeatable-read
-G2                      repeatable-read (and snapshot-isolation when no two
-                        of its rw edges are adjacent: G-nonadjacent)
+dirty-update,
+future-read
+lost-update             repeatable-read
+G-single, G2,           repeatable-read (all our rw edges are item
+G-nonadjacent           anti-dependencies, so G2 is Adya's G2-item)
+G-single, G-nonadjacent snapshot-isolation (G2 with adjacent rw edges, i.e.
+                        write skew, is allowed by snapshot isolation)
+internal                snapshot-isolation (not repeatable-read: Elle follows
+                        Cerone et al., who put it in SI and serializability)
 X-process               strong-session-serializable
 X-realtime, lost-append strict-serializable
 ======================  ===================================================
 
-with read-uncommitted < read-committed < {repeatable-read, snapshot-isolation}
+The mapping follows Elle's ``elle.consistency-model`` (its anomaly
+implications and the anomalies each model proscribes) restricted to the models
+named here; ``not`` / ``also_not`` in the summary are Elle's ``:not`` (the
+weakest models ruled out) and ``:also-not`` (the stronger ones with them).
+An anomaly that the chosen model permits is reported but does not make the
+verdict invalid (``permitted`` lists them).
+
+The models are ordered read-uncommitted < read-committed < {repeatable-read, snapshot-isolation}
 < serializable < strong-session-serializable < strict-serializable. For
 single-object operations (registers) strict serializability is
 linearizability, so the register checker adds ``linearizable`` at the top.
@@ -71,15 +84,24 @@ _STRONGER: dict[str, frozenset[str]] = {
 _DIRECT: dict[str, tuple[str, ...]] = {
     "G0": ("read-uncommitted",),
     "duplicate-elements": ("read-uncommitted",),
-    "incompatible-order": ("read-uncommitted",),
     "garbage-read": ("read-uncommitted",),
-    "internal": ("read-uncommitted",),
+    # Elle: incompatible-order implies G1a (two committed reads from different timelines)
+    "incompatible-order": ("read-committed",),
     "G1a": ("read-committed",),
+    # Elle: a dirty update implies G1a; a future read is a trivial G1c
+    "dirty-update": ("read-committed",),
+    "future-read": ("read-committed",),
+    # Elle: lost update is G2-item (and proscribed by cursor stability)
+    "lost-update": ("repeatable-read",),
     "G1b": ("read-committed",),
     "G1c": ("read-committed",),
+    # Elle: internal consistency is required by serializability and snapshot
+    # isolation (Cerone et al.), not by the Adya read levels
+    "internal": ("snapshot-isolation",),
     "G-single": ("snapshot-isolation", "repeatable-read"),
+    # every rw edge here is an item anti-dependency, so G2 is Adya's G2-item
     "G2": ("repeatable-read",),
-    "G-nonadjacent": ("snapshot-isolation",),
+    "G-nonadjacent": ("snapshot-isolation", "repeatable-read"),
     "lost-append": ("strict-serializable",),
 }
 
@@ -117,6 +139,9 @@ def consistency_summary(anomaly_types: set[str], *, linearizable: bool = False) 
         "ruled_out": ruled,
         "weakest_ruled_out": weakest,
         "not_ruled_out": [m for m in models if m not in out],
+        # Elle's names: the weakest models ruled out, and the stronger ones with them
+        "not": weakest,
+        "also_not": [m for m in ruled if m not in weakest],
     }
 
 
@@ -214,8 +239,9 @@ def build_result(
     line, after the model name) override them.
     """
     types = set(counts)
-    if any(a.get("nonadjacent") for a in anomalies):
-        types.add("G-nonadjacent")
+    for a in anomalies:
+        if a.get("nonadjacent"):  # a G2 cycle that is also G-nonadjacent (same variant)
+            types.add("G-nonadjacent" + a["type"][len("G2"):])
     if ruled_out is None:
         summary = consistency_summary(types, linearizable=linearizable)
     else:
@@ -224,7 +250,12 @@ def build_result(
             "ruled_out": list(ruled_out),
             "weakest_ruled_out": list(ruled_out),
             "not_ruled_out": [m for m in models if m not in ruled_out] if not ruled_out else [],
+            "not": list(ruled_out),
+            "also_not": [],
         }
+    summary["permitted"] = sorted(
+        a for a in types if consistency_model not in ruled_out_by(a)
+    ) if ruled_out is None else []
     if valid is None:
         valid = consistency_model not in summary["ruled_out"]
     by_type: dict[str, list[dict[str, Any]]] = {}
@@ -268,6 +299,11 @@ def build_result(
             + (f" (hence not {', '.join(stronger)} either)" if stronger else "")
             + "."
         ]
+        if valid is True:
+            lines[0] += (
+                f" The chosen model, {consistency_model}, permits "
+                f"{', '.join(summary['permitted'])}, so the verdict is valid."
+            )
     if counts:
         shown: set[str] = set()
         for a in anomalies:

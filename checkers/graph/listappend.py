@@ -25,6 +25,20 @@ Edges (between node transactions), per key with order ``e1 .. en``:
 * wr: the writer of a read's last element -> the reader;
 * rw: a reader of ``e1 .. em`` -> the writer of ``e_m+1`` (the next version).
 
+Unobserved appends (Elle's inference). An append that took effect (its txn is
+``ok``, or ``info`` and observed through another of its appends) but that no
+read of its key lists must come after every listed element: a read returns the
+whole list, so anything appended before the longest read would be in it. So:
+
+* ww: the writer of the last listed element -> each such appender;
+* rw: each read of the key -> each such appender (the read missed it).
+
+Their order among themselves stays unknown, so they get no edges between them.
+A read shorter than the order reaches them through the order's own edges
+anyway; it gets direct edges too (for shortest cycles) while a key has at most
+``DIRECT_RW_LIMIT`` of them, and full-length reads always do, up to a per-key
+budget (``UNOBSERVED_EDGE_BUDGET``; beyond it the key is reported as capped).
+
 Only a transaction's *external* read of a key counts for wr/rw: its first read
 of the key, if it did not append to the key before. Later reads include the
 transaction's own appends and say nothing new about other transactions.
@@ -32,8 +46,13 @@ transaction's own appends and say nothing new about other transactions.
 Other non-cycle anomalies:
 
 * ``internal``: a transaction's read disagrees with its own earlier reads and
-  appends of that key (it must see what it read plus what it appended), or
-  contains an element the transaction itself appends only later;
+  appends of that key (it must see what it read plus what it appended);
+* ``future-read``: a read contains an element the transaction itself appends
+  only later;
+* ``dirty-update``: in a key's order, an append that took effect follows an
+  append of a failed transaction;
+* ``lost-update``: two transactions read the same version of a key and both
+  appended to it;
 * ``G1b`` (intermediate read): a read whose last element is one that its
   writer followed with another append to the same key;
 * ``lost-append``: an acknowledged append that no read ever observed, while a
@@ -58,6 +77,10 @@ APPEND_FS = ("append",)
 READ_FS = ("r", "read")
 _MAX_REPORTS = 50  # per non-cycle anomaly type
 _PLAIN = frozenset((int, str, float, bool))
+# a read shorter than its key's order reaches the unobserved appends through the
+# order's rw and ww edges anyway; direct edges (for shortest cycles) up to this many
+DIRECT_RW_LIMIT = 64
+UNOBSERVED_EDGE_BUDGET = 200_000  # per key: full-length reads x unobserved appends
 
 
 def _mop(m: Any, where: str) -> tuple[str, Any, Any]:
@@ -97,17 +120,21 @@ def prepare(history: History) -> tuple[list[Txn], Counter[str]]:
             if not isinstance(raw, list):
                 where = f"{src}: op {inv.index if comp is None else comp.index}"
                 raise HistoryError(f"{where}: a txn value must be a list of micro-ops, got {raw!r}")
-            mops = []
-            for m in raw:
-                # fast path for well-formed micro-ops; _mop explains anything else
+            # well-formed micro-ops are used as they are: the history's own lists,
+            # never mutated (no copy); the first odd one switches to a normalised copy
+            mops = raw
+            for i, m in enumerate(raw):
                 if type(m) is list and len(m) == 3:
                     mf, k, v = m
-                    if mf == "append" and type(v) in _PLAIN and type(k) in _PLAIN:
-                        mops.append(("append", k, v))
+                    if type(k) in _PLAIN and (
+                        (mf == "append" and type(v) in _PLAIN)
+                        or (mf == "r" and (v is None or type(v) is list))
+                    ):
+                        if mops is not raw:
+                            mops.append(m)
                         continue
-                    if mf == "r" and (v is None or type(v) is list) and type(k) in _PLAIN:
-                        mops.append(("r", k, v))
-                        continue
+                if mops is raw:
+                    mops = raw[:i]
                 mops.append(_mop(m, f"{src}: op {inv.index if comp is None else comp.index}"))
         elif f == "append":
             mops = [_mop(["append", inv.key, inv.value], where)]
@@ -147,10 +174,17 @@ class ListAppendAnalysis:
         # external reads: list of (txn, key, list); all ok reads for order recovery
         self.external: list[tuple[Txn, Any, list[Any]]] = []
         self.incompatible: set[tuple[int, Any]] = set()
+        self.multi_key: list[Txn] = []
+        self.capped_keys: list[Any] = []
+        self._external_by_txn: dict[int, list[tuple[Any, list[Any]]]] | None = None
+        self.read_then_append: list[tuple[Txn, Any, list[Any]]] = []
         self.micro_ops = 0
         self._index()
         self._orders()
         self._attribute()
+        self._unobserved_appends()
+        self._dirty_updates()
+        self._lost_updates()
         self._intermediate_reads()
         self._lost_appends()
         self._internal()
@@ -170,12 +204,47 @@ class ListAppendAnalysis:
         inter = self.intermediate
         reads: dict[Any, list[tuple[Txn, list[Any]]]] = {}
         self.reads = reads
+        external = self.external
+        multi = self.multi_key  # txns that touch some key more than once
+        rmw = self.read_then_append  # (txn, key, external read) before an own append
         dup_appends = 0
+        micro = 0
         for t in self.txns:
-            self.micro_ops += len(t.mops)
+            mops = t.mops
+            micro += len(mops)
+            ok = t.type == "ok"
+            if len(mops) == 1:  # the common case, without the per-txn bookkeeping
+                f, k, v = mops[0]
+                if f == "append":
+                    w = writer.get(k)
+                    if w is None:
+                        w = writer[k] = {}
+                    prev_w = w.get(v)
+                    if prev_w is None:
+                        w[v] = t
+                    else:
+                        dup_appends += 1
+                        if prev_w.type == "fail" and not t.type == "fail":
+                            w[v] = t
+                elif ok:
+                    if v is None:
+                        v = []
+                    r = reads.get(k)
+                    if r is None:
+                        reads[k] = [(t, v)]
+                    else:
+                        r.append((t, v))
+                    external.append((t, k, v))
+                continue
             appended: dict[Any, Any] = {}
-            seen_read: set[Any] = set()
-            for f, k, v in t.mops:
+            first_read: dict[Any, list[Any]] = {}
+            touched: set[Any] = set()
+            repeat = False
+            for f, k, v in mops:
+                if k in touched:
+                    repeat = True
+                else:
+                    touched.add(k)
                 if f == "append":
                     w = writer.get(k)
                     if w is None:
@@ -187,76 +256,118 @@ class ListAppendAnalysis:
                         dup_appends += 1
                         if prev_w.type == "fail" and t.type != "fail":
                             w[v] = t  # a failed append cannot be the one that was read
-                    prev = appended.get(k)
-                    if prev is not None:
-                        inter.setdefault(k, set()).add(prev)
+                    if k in appended:
+                        inter.setdefault(k, set()).add(appended[k])
+                    elif k in first_read:
+                        rmw.append((t, k, first_read[k]))
                     appended[k] = v
-                elif t.type == "ok":
+                elif ok:
                     if v is None:  # an ok read of null is the empty list
                         v = []
                     r = reads.get(k)
                     if r is None:
-                        r = reads[k] = []
-                    r.append((t, v))
-                    if k not in seen_read and k not in appended:
-                        self.external.append((t, k, v))
-                    seen_read.add(k)
+                        reads[k] = [(t, v)]
+                    else:
+                        r.append((t, v))
+                    if k not in first_read and k not in appended:
+                        external.append((t, k, v))
+                        first_read[k] = v
+            if repeat and ok:
+                multi.append(t)
+        self.micro_ops = micro
         self.duplicate_appends = dup_appends
 
+    def _duplicates(self, k: Any, t: Txn, lst: list[Any]) -> bool:
+        """Report (and set aside) a read that lists an element twice."""
+        try:
+            distinct = len(set(lst))
+        except TypeError:
+            raise HistoryError(
+                f"{self.history.source}: op {t.index}: read of key {k!r} lists an "
+                f"element that is not a string or number: {lst!r}"
+            ) from None
+        if distinct == len(lst):
+            return False
+        dups = [e for e, c in Counter(lst).items() if c > 1]
+        self._report(
+            "duplicate-elements",
+            {
+                "ops": [t.index],
+                "key": k,
+                "elements": dups,
+                "read": lst,
+                "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, "
+                f"which lists {', '.join(map(repr, dups[:5]))} more than once",
+            },
+        )
+        self.incompatible.add((t.id, k))
+        return True
+
     def _orders(self) -> None:
+        """Each key's version order: its longest duplicate-free read.
+
+        Fast path: when the longest read lists no element twice, a read that is
+        a prefix of it needs no further check (it cannot list one twice either);
+        only the others are checked for duplicates and reported as incompatible.
+        """
         for k, rs in self.reads.items():
-            longest: list[Any] | None = None
-            source: Txn | None = None
+            source, longest = rs[0]
             for t, lst in rs:
-                try:
-                    distinct = len(set(lst))
-                except TypeError:
-                    raise HistoryError(
-                        f"{self.history.source}: op {t.index}: read of key {k!r} lists an "
-                        f"element that is not a string or number: {lst!r}"
-                    ) from None
-                if distinct != len(lst):
-                    dups = [e for e, c in Counter(lst).items() if c > 1]
-                    self._report(
-                        "duplicate-elements",
-                        {
-                            "ops": [t.index],
-                            "key": k,
-                            "elements": dups,
-                            "read": lst,
-                            "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, "
-                            f"which lists {', '.join(map(repr, dups[:5]))} more than once",
-                        },
-                    )
-                    self.incompatible.add((t.id, k))
-                    continue
-                if longest is None or len(lst) > len(longest):
-                    longest, source = lst, t
-            if longest is None:
+                if len(lst) > len(longest):
+                    source, longest = t, lst
+            if self._duplicates(k, source, longest):
+                self._orders_general(k, rs)
                 continue
-            assert source is not None
             self.order[k] = longest
             self.order_source[k] = source
             for t, lst in rs:
-                if (t.id, k) in self.incompatible:
-                    continue
                 n = len(lst)
-                if n and (lst[-1] != longest[n - 1] or lst != longest[:n]):
-                    self.incompatible.add((t.id, k))
-                    i = next(i for i in range(n) if lst[i] != longest[i])
-                    self._report(
-                        "incompatible-order",
-                        {
-                            "ops": [source.index, t.index],
-                            "key": k,
-                            "reads": [longest, lst],
-                            "explanation": f"op {source.index} read key {k!r} = {_short(longest)} but "
-                            f"op {t.index} read {_short(lst)}; they disagree at position {i} "
-                            f"({longest[i]!r} vs {lst[i]!r}), so no single order of appends "
-                            "explains both",
-                        },
-                    )
+                if not n or lst is longest or (lst[-1] == longest[n - 1] and lst == longest[:n]):
+                    continue
+                if not self._duplicates(k, t, lst):
+                    self._incompatible_read(k, source, longest, t, lst)
             self.pos[k] = {e: i for i, e in enumerate(longest)}
+
+    def _incompatible_read(
+        self, k: Any, source: Txn, longest: list[Any], t: Txn, lst: list[Any]
+    ) -> None:
+        self.incompatible.add((t.id, k))
+        n = len(lst)
+        i = next(i for i in range(n) if lst[i] != longest[i])
+        self._report(
+            "incompatible-order",
+            {
+                "ops": [source.index, t.index],
+                "key": k,
+                "reads": [longest, lst],
+                "explanation": f"op {source.index} read key {k!r} = {_short(longest)} but "
+                f"op {t.index} read {_short(lst)}; they disagree at position {i} "
+                f"({longest[i]!r} vs {lst[i]!r}), so no single order of appends "
+                "explains both",
+            },
+        )
+
+    def _orders_general(self, k: Any, rs: list[tuple[Txn, list[Any]]]) -> None:
+        """The order of a key whose longest read lists an element twice."""
+        longest: list[Any] | None = None
+        source: Txn | None = None
+        for t, lst in rs:
+            if (t.id, k) in self.incompatible or self._duplicates(k, t, lst):
+                continue
+            if longest is None or len(lst) > len(longest):
+                longest, source = lst, t
+        if longest is None:
+            return
+        assert source is not None
+        self.order[k] = longest
+        self.order_source[k] = source
+        for t, lst in rs:
+            if (t.id, k) in self.incompatible:
+                continue
+            n = len(lst)
+            if n and (lst[-1] != longest[n - 1] or lst != longest[:n]):
+                self._incompatible_read(k, source, longest, t, lst)
+        self.pos[k] = {e: i for i, e in enumerate(longest)}
 
     def _readers_of(self, k: Any, e: Any) -> list[Txn]:
         out = []
@@ -345,6 +456,85 @@ class ListAppendAnalysis:
                         },
                     )
 
+    def _unobserved_appends(self) -> None:
+        """Per key, the appends of node txns that no read of the key lists.
+
+        Every read of a key is a prefix of its one version order, so an append
+        that took effect but that no read lists comes after every element any
+        read lists. Only keys that some ok txn read count (otherwise there is
+        no read to order it against).
+        """
+        elsewhere: dict[Any, set[Any]] = {}  # elements listed only by incompatible reads
+        for tid, k in self.incompatible:
+            for f, k2, lst in self.txns[tid].mops:
+                if f == "r" and k2 == k and lst:
+                    elsewhere.setdefault(k, set()).update(lst)
+        self.observed_elsewhere = elsewhere
+        unobserved: dict[Any, list[tuple[Any, Txn]]] = {}
+        for k, pos in self.pos.items():
+            w = self.writer.get(k)
+            if not w:
+                continue
+            other = elsewhere.get(k, ())
+            out = [(e, t) for e, t in w.items() if t.node and e not in pos and e not in other]
+            if out:
+                unobserved[k] = out
+        self.unobserved = unobserved
+
+    def _dirty_updates(self) -> None:
+        """A failed append followed, in a key's order, by an append that took effect."""
+        for k, order in self.order.items():
+            w = self.writer.get(k)
+            if not w:
+                continue
+            failed: Txn | None = None
+            fe: Any = None
+            for e in order:
+                t = w.get(e)
+                if t is None:
+                    continue
+                if t.type == "fail":
+                    if failed is None:
+                        failed, fe = t, e
+                elif failed is not None and t.node:
+                    src = self.order_source[k]
+                    self._report(
+                        "dirty-update",
+                        {
+                            "ops": [failed.index, t.index, src.index],
+                            "key": k,
+                            "elements": [fe, e],
+                            "explanation": f"op {src.index} read key {k!r} = "
+                            f"{_short(order)}: op {t.index} appended {e!r} on top of "
+                            f"{fe!r}, which op {failed.index} appended and which failed "
+                            "(an update built on an aborted write)",
+                        },
+                    )
+                    break
+
+    def _lost_updates(self) -> None:
+        """Two txns that read the same version of a key and both appended to it."""
+        groups: dict[tuple[Any, int, Any], list[Txn]] = {}
+        incompatible = self.incompatible
+        for t, k, lst in self.read_then_append:
+            if (t.id, k) not in incompatible:
+                groups.setdefault((k, len(lst), lst[-1] if lst else None), []).append(t)
+        for (k, n, last), ts in groups.items():
+            if len(ts) < 2:
+                continue
+            a, b = ts[0], ts[1]
+            self._report(
+                "lost-update",
+                {
+                    "ops": [t.index for t in ts[:10]],
+                    "key": k,
+                    "explanation": f"ops {a.index} and {b.index} both read the same version of "
+                    f"key {k!r} (length {n}, ending in {last!r}) and both appended to it: "
+                    "each overwrote a state the other had read"
+                    + (f" ({len(ts)} txns)" if len(ts) > 2 else ""),
+                },
+            )
+
     def _lost_appends(self) -> None:
         for k, w in self.writer.items():
             rs = self.reads.get(k)
@@ -352,11 +542,7 @@ class ListAppendAnalysis:
                 continue
             pos = self.pos.get(k, {})
             observed = set(pos)
-            for tid, kk in self.incompatible:
-                if kk == k:
-                    for f, k2, lst in self.txns[tid].mops:
-                        if f == "r" and k2 == k and lst:
-                            observed.update(lst)
+            observed.update(self.observed_elsewhere.get(k, ()))
             lost = sorted(
                 (
                     (t.complete, e, t)
@@ -389,12 +575,7 @@ class ListAppendAnalysis:
 
     def _internal(self) -> None:
         """A transaction's reads must agree with its own earlier reads and appends."""
-        for t in self.txns:
-            mops = t.mops
-            if t.type != "ok" or len(mops) < 2:
-                continue
-            if len({k for _, k, _ in mops}) == len(mops):
-                continue  # every key touched once: nothing to compare
+        for t in self.multi_key:  # ok txns that touch some key twice; others have nothing
             state: dict[Any, list[Any]] = {}  # key -> [last read or None, own appends since]
             later: dict[Any, set[Any]] = {}  # key -> elements this txn appends further on
             for f, k, v in reversed(t.mops):
@@ -415,11 +596,12 @@ class ListAppendAnalysis:
                 if future and not future.isdisjoint(lst):
                     e = next(x for x in lst if x in future)
                     self._report(
-                        "internal",
+                        "future-read",
                         {
                             "ops": [t.index],
                             "key": k,
                             "read": lst,
+                            "element": e,
                             "explanation": f"op {t.index} read key {k!r} = {_short(lst)}, which "
                             f"contains {e!r}, an element the same transaction only appends later",
                         },
@@ -469,6 +651,39 @@ class ListAppendAnalysis:
                 return t, order[i]
         return None
 
+    def _last_writer(self, k: Any) -> Txn | None:
+        """The node txn that appended the last element of ``k``'s order that has one."""
+        w = self.writer.get(k, {})
+        for e in reversed(self.order.get(k, ())):
+            t = w.get(e)
+            if t is not None and t.node:
+                return t
+        return None
+
+    def _rw_targets(self) -> dict[Any, list[tuple[Any, Txn]]]:
+        """Per key, the unobserved appends each full-length read gets an rw edge to.
+
+        All of them, unless a key's full-length reads times its unobserved
+        appends exceeds :data:`UNOBSERVED_EDGE_BUDGET` (a database that loses
+        thousands of appends read by thousands of reads): then only the
+        :data:`DIRECT_RW_LIMIT` earliest-invoked, and the key is listed in
+        ``capped_keys``. Fewer edges can only hide cycles, never invent one.
+        """
+        big = {k for k, later in self.unobserved.items() if len(later) > DIRECT_RW_LIMIT}
+        if not big:
+            return self.unobserved
+        full: Counter[Any] = Counter()
+        for _t, k, lst in self.external:
+            if k in big and len(lst) == len(self.order[k]):
+                full[k] += 1
+        out = dict(self.unobserved)
+        for k in big:
+            later = out[k]
+            if full[k] * len(later) > UNOBSERVED_EDGE_BUDGET:
+                out[k] = sorted(later, key=lambda et: et[1].invoke)[:DIRECT_RW_LIMIT]
+                self.capped_keys.append(k)
+        return out
+
     def add_data_edges(self, g: DepGraph) -> None:
         adj = g.adj
         for k, order in self.order.items():
@@ -483,6 +698,16 @@ class ListAppendAnalysis:
                     d = adj[prev]
                     d[tid] = d.get(tid, 0) | WW
                 prev = tid
+        unobserved = self.unobserved
+        for k, later in unobserved.items():
+            # the last writer any read saw precedes every unobserved append
+            last = self._last_writer(k)
+            if last is not None:
+                d = adj[last.id]
+                for _, wt in later:
+                    if wt is not last:
+                        d[wt.id] = d.get(wt.id, 0) | WW
+        targets = self._rw_targets() if unobserved else unobserved
         incompatible = self.incompatible
         writer = self.writer
         empty: dict[Any, Txn] = {}
@@ -512,13 +737,44 @@ class ListAppendAnalysis:
                     d = adj[tid]
                     v = wt.id
                     d[v] = d.get(v, 0) | RW
+            later = targets.get(k) if targets else None
+            if later is not None and (n == len(order) or len(later) <= DIRECT_RW_LIMIT):
+                # the read misses appends no read lists: they came after it
+                d = adj[tid]
+                for _, wt in later:
+                    v = wt.id
+                    if v != tid:
+                        d[v] = d.get(v, 0) | RW
 
     # ------------------------------------------------------------------ explanations
+
+    def _external_of(self, t: Txn) -> list[tuple[Any, list[Any]]]:
+        """``t``'s external reads, from an index built on first use (explanations only)."""
+        by_txn = self._external_by_txn
+        if by_txn is None:
+            by_txn = self._external_by_txn = {}
+            for r, k, lst in self.external:
+                by_txn.setdefault(r.id, []).append((k, lst))
+        return by_txn.get(t.id, [])
 
     def explain(self, a: Txn, b: Txn, rel: int, names: dict[int, str]) -> str:
         """Why ``a`` precedes ``b`` by data relation ``rel``; ``names`` names cycle members."""
         na, nb = names[a.id], names[b.id]
         if rel == WW:
+            for f, k, mine in b.mops:
+                if (
+                    f != "append" or k not in self.unobserved or mine in self.pos[k]
+                    or self.writer[k].get(mine) is not b or self._last_writer(k) is not a
+                ):
+                    continue
+                src = self.order_source[k]
+                last = next(e for e in reversed(self.order[k]) if self.writer[k].get(e) is a)
+                return (
+                    f"{na} appended {last!r} to key {k!r}, the last element any read of "
+                    f"{k!r} lists (op {src.index} read {_short(self.order[k])}), and {nb}'s "
+                    f"append of {mine!r} to {k!r} took effect but no read lists it, so it "
+                    "comes later in the version order"
+                )
             for f, k, e in a.mops:
                 if f != "append":
                     continue
@@ -536,8 +792,8 @@ class ListAppendAnalysis:
                         f"(observed by op {src.index})"
                     )
         elif rel == WR:
-            for t, k, lst in self.external:
-                if t is b and lst:
+            for k, lst in self._external_of(b):
+                if lst:
                     wt = self.writer.get(k, {}).get(lst[-1])
                     if wt is a:
                         return (
@@ -545,12 +801,25 @@ class ListAppendAnalysis:
                             f"of {lst[-1]!r}"
                         )
         elif rel == RW:
-            for t, k, lst in self.external:
-                if t is a and (t.id, k) not in self.incompatible:
-                    nxt = self._next_writer(k, len(lst), t)
-                    if nxt is not None and nxt[0] is b:
-                        return (
-                            f"{na} read key {k!r} = {_short(lst)}, which does not yet contain "
-                            f"{nb}'s append of {nxt[1]!r}, the next version of {k!r}"
-                        )
+            mine_reads = [(k, lst) for k, lst in self._external_of(a)
+                          if (a.id, k) not in self.incompatible]
+            for k, lst in mine_reads:
+                nxt = self._next_writer(k, len(lst), a)
+                if nxt is not None and nxt[0] is b:
+                    return (
+                        f"{na} read key {k!r} = {_short(lst)}, which does not yet contain "
+                        f"{nb}'s append of {nxt[1]!r}, the next version of {k!r}"
+                    )
+            for k, lst in mine_reads:
+                mine = next((e for e, w in self.unobserved.get(k, ()) if w is b), None)
+                if mine is not None:
+                    status = "committed" if b.type == "ok" else (
+                        "indeterminate but took effect (another of its appends was read)"
+                    )
+                    return (
+                        f"{na} read key {k!r} = {_short(lst)}, which does not contain "
+                        f"{nb}'s append of {mine!r}; {nb} is {status}, and no read of "
+                        f"{k!r} lists {mine!r}, so that append came after every version "
+                        f"any read saw, {na}'s included"
+                    )
         return f"{na} < {nb} by a {rel} dependency"

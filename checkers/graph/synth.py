@@ -97,6 +97,7 @@ def list_append_history(
     p_info: float = 0.05,
     single_ops: bool = False,
     spread: int = 10,
+    final_reads: bool = False,
 ) -> History:
     """A strict-serializable list-append history.
 
@@ -106,6 +107,8 @@ def list_append_history(
         keys_active: keys in use at a time; a key is retired after
             ``max_appends_per_key`` appends and a fresh key takes its place.
         single_ops: emit single ``append``/``read`` ops instead of ``txn``s.
+        final_reads: end with one ok read of every key ever used (as Jepsen's
+            final generator does), each its own transaction.
     """
     clock = _Clock(rng, n_processes, spread)
     state: dict[int, list[int]] = {}
@@ -158,6 +161,14 @@ def list_append_history(
         else:
             clock.record(pid, invoke, complete, "txn", None, inv_mops, outcome, comp_mops,
                          completes)
+    if final_reads:
+        for k in sorted(state):
+            pid, invoke, _, complete = clock.slot()
+            if single_ops:
+                clock.record(pid, invoke, complete, "read", k, None, "ok", list(state[k]))
+            else:
+                clock.record(pid, invoke, complete, "txn", None, [["r", k, None]], "ok",
+                             [["r", k, list(state[k])]])
     return clock.history()
 
 

@@ -77,6 +77,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--graph-out", metavar="FILE", help="graph checker: write anomaly cycles here")
     p.add_argument(
+        "--consistency-model", default="strict-serializable", metavar="MODEL",
+        help="graph checker, list-append: the model the verdict is about (read-uncommitted, "
+        "read-committed, repeatable-read, snapshot-isolation, serializable, "
+        "strong-session-serializable, strict-serializable; default strict-serializable)",
+    )
+    p.add_argument(
         "--independent", choices=("auto", "yes", "no"), default="auto",
         help=".edn only: read Jepsen's [key value] op values as key + value "
         "(auto: when every read is invoked with [key nil])",
@@ -141,7 +147,10 @@ def check_file(
         print(f"jepsenlike: note: {note}", file=sys.stderr)
     if graph is not None:
         out = _graph_out_for(args.graph_out, path, len(args.histories) > 1)
-        result = _safely(lambda: graph.check_history(history, args.model, spec, out))
+        result = _safely(lambda: graph.check_history(
+            history, args.model, spec, out,
+            consistency_model=getattr(args, "consistency_model", "strict-serializable"),
+        ))
         return result, "graph", history
     from jepsenlike.checkers.linearizable import check_linearizable
 
@@ -185,6 +194,10 @@ def _run(args: argparse.Namespace) -> int:
     graph = None
     if args.checker == "graph" or (args.checker == "auto" and args.model == "list-append"):
         graph = _graph_module()
+    if graph is not None and args.model == "list-append":
+        from jepsenlike.checkers.graph.explain import check_model_name
+
+        check_model_name(args.consistency_model)
     verdicts: list[Any] = []
     errors = 0
     for path in args.histories:
