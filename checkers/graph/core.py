@@ -115,9 +115,6 @@ class DepGraph:
         self.adj.append({})
         return len(self.adj) - 1
 
-    def is_barrier(self, u: int) -> bool:
-        return u >= self.n_txn
-
     def edge_count(self) -> int:
         return sum(len(d) for d in self.adj)
 

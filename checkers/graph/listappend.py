@@ -631,12 +631,6 @@ class ListAppendAnalysis:
 
     # ------------------------------------------------------------------ edges
 
-    def _writer_of(self, k: Any, e: Any) -> Txn | None:
-        t = self.writer.get(k, {}).get(e)
-        if t is None or not t.node:
-            return None
-        return t
-
     def _next_writer(self, k: Any, start: int, exclude: Txn | None) -> tuple[Txn, Any] | None:
         """The first valid writer at or after ``start`` in the order of ``k``."""
         order = self.order.get(k)

@@ -42,7 +42,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from jepsenlike.checkers.result import UNKNOWN, Result
+from jepsenlike.checkers.result import Result
 from jepsenlike.checkers.specs import thaw
 from jepsenlike.errors import ConfigError, HistoryError
 from jepsenlike.history import NEMESIS, History, Op
@@ -492,12 +492,9 @@ def check_registers(
 
 def _search(history: History, keys: set[Any], model_name: str, spec: Any,
             timeout: float | None) -> Result:
-    try:
-        from jepsenlike.checkers.linearizable import check_linearizable
-        from jepsenlike.checkers.specs import get_spec
-    except ImportError as e:  # the search module is optional at this layer
-        return Result(UNKNOWN, {"error": str(e)},
-                      "the linearizability search is not available to decide these keys")
+    from jepsenlike.checkers.linearizable import check_linearizable
+    from jepsenlike.checkers.specs import get_spec
+
     sub, original = _subhistory(history, keys)
     res = check_linearizable(sub, spec if spec is not None else get_spec(model_name),
                              timeout=timeout)
