@@ -78,12 +78,24 @@ info ops.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from jepsenlike.checkers.result import UNKNOWN, Result
-from jepsenlike.checkers.specs import DROP, MISSING, Replace, Spec, freeze, key_arg, show, thaw
+from jepsenlike.checkers.result import Result, Verdict
+from jepsenlike.checkers.specs import (
+    DROP,
+    MISSING,
+    PartOp,
+    Replace,
+    Spec,
+    freeze,
+    key_arg,
+    show,
+    thaw,
+)
 from jepsenlike.errors import ConfigError
 from jepsenlike.history import History
 
@@ -91,6 +103,7 @@ __all__ = [
     "DEFAULT_MAX_MEMORY_BYTES",
     "DEFAULT_MAX_MEMORY_STATES",
     "LinOp",
+    "PARALLEL_MIN_OPS",
     "check_linearizable",
     "prepare",
 ]
@@ -131,20 +144,30 @@ class LinOp:
     orig_arg: Any = MISSING  # the arg as in the history, when the spec simplified it
     orig_result: Any = MISSING
 
+    def view(self) -> PartOp:
+        """The op as search hints see it."""
+        return PartOp(self.f, self.arg, self.result, self.required, self.call, self.ret)
+
 
 def prepare(history: History, spec: Spec) -> dict[Any, list[LinOp]]:
     """Split a history into parts and turn each client invocation into a :class:`LinOp`.
 
     ``fail`` ops are dropped, and so are optional ops that cannot change the
-    state; then the spec may drop or simplify more (:meth:`Spec.simplify`).
+    state (the ``read_only`` hint); then the spec may drop or simplify more
+    (the ``simplify`` hint, see :class:`~jepsenlike.checkers.specs.SearchHints`).
 
     Raises:
-        ConfigError: an op the spec does not understand (names the op).
+        ConfigError: an op the spec does not understand, or an ok completion
+            that contradicts its invocation (names the op).
     """
-    for inv, _ in history.pairs():
+    for inv, comp in history.pairs():
         problem = spec.check_op(inv)
+        if problem is None and comp is not None and comp.type == "ok":
+            problem = spec.check_completion(inv, comp)
         if problem is not None:
             raise ConfigError(f"{history.source}: op {inv.index}: {problem}")
+    hints = spec.hints()
+    read_only = hints.read_only
     parts: dict[Any, list[LinOp]] = {}
     for key, pairs in spec.partition(history).items():
         ops: list[LinOp] = []
@@ -160,7 +183,7 @@ def prepare(history: History, spec: Spec) -> dict[Any, list[LinOp]]:
                     )
                 )
             else:
-                if spec.is_read_only(inv.f, arg):
+                if read_only is not None and read_only(inv.f, arg):
                     continue
                 ops.append(
                     LinOp(
@@ -169,7 +192,7 @@ def prepare(history: History, spec: Spec) -> dict[Any, list[LinOp]]:
                         "never completed" if comp is None else "info",
                     )
                 )
-        pruned = spec.simplify([(o.f, o.arg, o.result, o.required, o.call, o.ret) for o in ops])
+        pruned = hints.simplify([o.view() for o in ops]) if hints.simplify is not None else None
         if pruned:
             for i, how in pruned.items():
                 if isinstance(how, Replace):
@@ -213,14 +236,26 @@ class _DeadEnd:
     candidates: list[tuple[int, str | None]]  # (position, reason or None if it could step)
 
 
-def _search(
-    ops: list[LinOp], spec: Spec, deadline: float, max_states: int
-) -> tuple[bool, int, list[_DeadEnd]]:
-    """Run the search on one part. Returns (linearizable, states cached, dead ends).
+@dataclass
+class _PartResult:
+    """What the search found on one part (picklable: it may come from a worker)."""
 
-    Raises:
-        _Budget: the deadline passed or the cache grew past ``max_states``.
+    verdict: Verdict
+    states: int
+    dead_ends: list[_DeadEnd]
+    why: str = ""  # the budget that ran out, for Verdict.UNKNOWN
+
+
+def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _PartResult:
+    """Run the search on one part (see the module docstring).
+
+    The loop works on precompiled entries (parallel lists indexed by entry),
+    interns spec states (each distinct state gets a small int id), caches
+    transitions by (state id, entry) so that ``step`` runs once per pair, and
+    memoises configurations as (required bitset, state id), with the optional
+    bitsets seen for each (see :func:`_remember`).
     """
+    hints = spec.hints()
     # Entries: one call per op, one return per required op, in time order.
     events: list[tuple[float, int]] = []
     for pos, op in enumerate(ops):
@@ -231,9 +266,11 @@ def _search(
     m = len(events)
     head, tail = m, m + 1
     nxt = list(range(1, m + 1)) + [0 if m else tail, tail]
-    nxt[m - 1] = tail
+    if m:
+        nxt[m - 1] = tail
     prv = [i - 1 for i in range(m)] + [head, m - 1]
-    prv[0] = head
+    if m:
+        prv[0] = head
     kind = [2] * (m + 2)  # 0 call, 2 return (and the tail)
     match = [0] * m  # call entry of a required op -> its return entry
     epos = [0] * m
@@ -249,29 +286,31 @@ def _search(
             op = ops[p]
             epos[e], ef[e], earg[e], eret[e] = p, op.f, op.arg, op.result
             call_entry[p] = e
+            kind[e] = 0
             if op.required:
-                kind[e], ebit[e], req[e] = 0, 1 << n_req, True
+                ebit[e], req[e] = 1 << n_req, True
                 n_req += 1
             else:
-                kind[e], ebit[e] = 0, 1 << n_opt
+                ebit[e] = 1 << n_opt
                 n_opt += 1
         else:
             epos[e] = ~p
             match[call_entry[~p]] = e
     if n_req == 0:
-        return True, 0, []
+        return _PartResult(Verdict.VALID, 0, [])
     has_opt = n_opt > 0
-    # Pure reads are committed greedily: if one can go now, going now is never
-    # worse (it changes nothing, and moving it earlier breaks no real-time
-    # order), so its siblings need not be tried (``forced``).
-    # The same holds for an op the spec calls absorbing (a write of a value
-    # nobody reads) when it leaves the state unchanged: forced[e] is 1 for
-    # pure reads, 2 for absorbing ops, 0 otherwise.
-    forced = [
-        (1 if spec.is_read_only(ef[e], earg[e]) else 2 if spec.is_absorbing(ef[e], earg[e]) else 0)
-        if req[e] else 0
-        for e in range(m)
-    ]
+    # forced[e]: 1 for a required read-only op, 2 for a required absorbing op,
+    # else 0. A read that can go now goes now: it changes nothing and moving it
+    # earlier breaks no real-time order, so its siblings need not be tried; the
+    # same for an absorbing op where it leaves the state unchanged.
+    read_only, absorbing = hints.read_only, hints.absorbing
+    forced = [0] * m
+    for e in range(m):
+        if req[e]:
+            if read_only is not None and read_only(ef[e], earg[e]):
+                forced[e] = 1
+            elif absorbing is not None and absorbing(ef[e], earg[e]):
+                forced[e] = 2
     # Interchangeable ops: of two ops with the same (f, arg, result), the later-
     # called one (whose return is no earlier) is only tried once the earlier one
     # is linearized; any linearization could swap them.
@@ -289,148 +328,67 @@ def _search(
             same[e] = prev
         last[cls] = e
 
-    hints = spec.order_hints([(o.f, o.arg, o.result, o.required, o.call) for o in ops])
-    if hints is not None:
-        ehint = [(hints[epos[e]], e) if kind[e] != 2 else (0, e) for e in range(m)]
-        return _search_hinted(
-            spec, deadline, max_states, n_req, has_opt, nxt, prv, head, kind, match, epos,
-            ef, earg, eret, ebit, req, forced, same, ehint,
-        )
-
-    step = spec.step
-    state = spec.init()
-    lin_req = lin_opt = 0
-    left = n_req
-    stack: list[tuple[int, Any, bool]] = []
-    push, pop = stack.append, stack.pop
-    seen: set[tuple[int, Any]] = set()
-    seen_opt: dict[tuple[int, Any], list[int]] = {}
-    n_states = 0
-    best = -(1 << 62)
-    dead_ends: list[_DeadEnd] = []
-    done = False  # this configuration needs no more tries: backtrack
-    e = nxt[head]
-    while True:
-        k = kind[e]
-        if k == 2 or done:
-            # Rank dead ends by required ops linearized, then by fewest optional ones
-            # (a witness that leans on ops that may never have happened explains less).
-            score = (n_req - left) * 4096 - (len(stack) - n_req + left)
-            if k == 2 and score >= best and (score > best or len(dead_ends) < _MAX_RECORDS):
-                if score > best:
-                    best = score
-                    dead_ends.clear()
-                dead_ends.append(_dead_end(stack, epos, state, nxt, head, kind, step, ef, earg, eret))
-            done = False
-            while True:
-                if not stack:
-                    return False, n_states, dead_ends
-                e, state, forced_frame = pop()
-                if req[e]:
-                    lin_req ^= ebit[e]
-                    left += 1
-                    r = match[e]
-                    nxt[prv[r]] = r
-                    prv[nxt[r]] = r
-                else:
-                    lin_opt ^= ebit[e]
-                nxt[prv[e]] = e
-                prv[nxt[e]] = e
-                if not forced_frame:
-                    break
-            e = nxt[e]
-            continue
-        ps = same[e]
-        if ps >= 0 and not ((lin_req if req[e] else lin_opt) & ebit[ps]):
-            e = nxt[e]
-            continue
-        ok, new = step(state, ef[e], earg[e], eret[e])
-        if ok:
-            fe = forced[e]
-            f_now = fe == 1 or (fe == 2 and new == state)
-            if req[e]:
-                nreq = lin_req | ebit[e]
-                nopt = lin_opt
-            elif new == state:
-                e = nxt[e]
-                continue
-            else:
-                nreq = lin_req
-                nopt = lin_opt | ebit[e]
-            if _remember(seen, seen_opt, has_opt, (nreq, new), nopt):
-                n_states += 1
-                push((e, state, f_now))
-                state, lin_req, lin_opt = new, nreq, nopt
-                nxt[prv[e]] = nxt[e]
-                prv[nxt[e]] = prv[e]
-                if req[e]:
-                    left -= 1
-                    if left == 0:
-                        return True, n_states, []
-                    r = match[e]
-                    nxt[prv[r]] = nxt[r]
-                    prv[nxt[r]] = prv[r]
-                e = nxt[head]
-                if n_states & 1023 == 0:
-                    if n_states > max_states:
-                        raise _Budget(f"memory budget of {max_states} cached states spent", n_states)
-                    if time.monotonic() > deadline:
-                        raise _Budget("time budget spent", n_states)
-                continue
-            if f_now:
-                done = True
-                continue
-        e = nxt[e]
-
-
-def _search_hinted(
-    spec: Spec, deadline: float, max_states: int, n_req: int, has_opt: bool,
-    nxt: list[int], prv: list[int], head: int, kind: list[int], match: list[int],
-    epos: list[int], ef: list[Any], earg: list[Any], eret: list[Any], ebit: list[int],
-    req: list[bool], forced: list[int], same: list[int], ehint: list[tuple[float, int]],
-) -> tuple[bool, int, list[_DeadEnd]]:
-    """The same search, but each configuration tries its candidates in the order
-    of the spec's hints instead of call order (see ``Spec.order_hints``)."""
+    # Candidate order: call order (walk the list) unless the spec gives an order.
+    hinted = hints.order is not None
+    erank: list[float] = [0.0] * (m + 2)
+    if hints.order is not None:
+        rank = hints.order([o.view() for o in ops])
+        for e in range(m):
+            if kind[e] == 0:
+                erank[e] = rank[epos[e]]
 
     def candidates() -> list[int]:
+        # the calls before the first return, by rank, then that return (a sentinel)
         out = []
         c = nxt[head]
         while kind[c] != 2:
             out.append(c)
             c = nxt[c]
-        out.sort(key=ehint.__getitem__)
+        out.sort(key=erank.__getitem__)
+        out.append(c)
         return out
 
     step = spec.step
-    state = spec.init()
+    init = spec.init()
+    states: list[Any] = [init]  # state id -> state
+    ids: dict[Any, int] = {init: 0}  # state -> state id
+    trans: dict[int, int] = {}  # state id * m + entry -> next state id, or -1: rejected
+    sid = 0
     lin_req = lin_opt = 0
     left = n_req
-    stack: list[tuple[int, Any, bool, list[int], int]] = []
+    stack: list[tuple[int, int, bool, list[int] | None, int]] = []
     push, pop = stack.append, stack.pop
-    seen: set[tuple[int, Any]] = set()
-    seen_opt: dict[tuple[int, Any], list[int]] = {}
+    seen: set[tuple[int, int]] = set()
+    seen_opt: dict[tuple[int, int], list[int]] = {}
     n_states = 0
     best = -(1 << 62)
     dead_ends: list[_DeadEnd] = []
-    done = False
-    cands = candidates()
+    done = False  # this configuration needs no more tries: backtrack
+    cands: list[int] | None = None
     ci = 0
+    if hinted:
+        cands = candidates()
+        e = cands[0]
+    else:
+        e = nxt[head]
     while True:
-        if ci >= len(cands) or done:
-            score = (n_req - left) * 4096 - (len(stack) - n_req + left)
-            if not done and score >= best and (score > best or len(dead_ends) < _MAX_RECORDS):
-                if score > best:
-                    best = score
-                    dead_ends.clear()
-                dead_ends.append(
-                    _dead_end([(x, s, f) for x, s, f, _, _ in stack], epos, state, nxt, head,
-                              kind, step, ef, earg, eret)
-                )
+        if kind[e] == 2 or done:
+            # Rank dead ends by required ops linearized, then by fewest optional ones
+            # (a witness that leans on ops that may never have happened explains less).
+            if not done:
+                score = (n_req - left) * 4096 - (len(stack) - n_req + left)
+                if score >= best and (score > best or len(dead_ends) < _MAX_RECORDS):
+                    if score > best:
+                        best = score
+                        dead_ends.clear()
+                    dead_ends.append(
+                        _dead_end(stack, states, epos, sid, nxt, head, kind, step, ef, earg, eret)
+                    )
             done = False
             while True:
                 if not stack:
-                    return False, n_states, dead_ends
-                e, state, forced_frame, cands, ci = pop()
+                    return _PartResult(Verdict.INVALID, n_states, dead_ends)
+                e, sid, forced_frame, cands, ci = pop()
                 if req[e]:
                     lin_req ^= ebit[e]
                     left += 1
@@ -443,54 +401,85 @@ def _search_hinted(
                 prv[nxt[e]] = e
                 if not forced_frame:
                     break
-            ci += 1
+            if hinted:
+                ci += 1
+                e = cands[ci]  # type: ignore[index]
+            else:
+                e = nxt[e]
             continue
-        e = cands[ci]
         ps = same[e]
         if ps >= 0 and not ((lin_req if req[e] else lin_opt) & ebit[ps]):
-            ci += 1
+            if hinted:
+                ci += 1
+                e = cands[ci]  # type: ignore[index]
+            else:
+                e = nxt[e]
             continue
-        ok, new = step(state, ef[e], earg[e], eret[e])
-        if ok:
+        tk = sid * m + e
+        nsid = trans.get(tk)
+        if nsid is None:
+            ok, new = step(states[sid], ef[e], earg[e], eret[e])
+            if ok:
+                nsid = ids.get(new)
+                if nsid is None:
+                    nsid = ids[new] = len(states)
+                    states.append(new)
+            else:
+                nsid = -1
+            trans[tk] = nsid
+        if nsid >= 0:
             fe = forced[e]
-            f_now = fe == 1 or (fe == 2 and new == state)
+            f_now = fe == 1 or (fe == 2 and nsid == sid)
             if req[e]:
                 nreq = lin_req | ebit[e]
                 nopt = lin_opt
-            elif new == state:
-                ci += 1
-                continue
+                fresh = _remember(seen, seen_opt, has_opt, (nreq, nsid), nopt)
+            elif nsid == sid:
+                fresh = False
+                f_now = False
             else:
                 nreq = lin_req
                 nopt = lin_opt | ebit[e]
-            if _remember(seen, seen_opt, has_opt, (nreq, new), nopt):
+                fresh = _remember(seen, seen_opt, has_opt, (nreq, nsid), nopt)
+            if fresh:
                 n_states += 1
-                push((e, state, f_now, cands, ci))
-                state, lin_req, lin_opt = new, nreq, nopt
+                push((e, sid, f_now, cands, ci))
+                sid, lin_req, lin_opt = nsid, nreq, nopt
                 nxt[prv[e]] = nxt[e]
                 prv[nxt[e]] = prv[e]
                 if req[e]:
                     left -= 1
                     if left == 0:
-                        return True, n_states, []
+                        return _PartResult(Verdict.VALID, n_states, [])
                     r = match[e]
                     nxt[prv[r]] = nxt[r]
                     prv[nxt[r]] = prv[r]
-                cands = candidates()
-                ci = 0
+                if hinted:
+                    cands = candidates()
+                    ci = 0
+                    e = cands[0]
+                else:
+                    e = nxt[head]
                 if n_states & 1023 == 0:
                     if n_states > max_states:
                         raise _Budget(f"memory budget of {max_states} cached states spent", n_states)
                     if time.monotonic() > deadline:
                         raise _Budget("time budget spent", n_states)
+                    if len(trans) > 4 * max_states:
+                        trans.clear()  # only a cache: keep it from outgrowing the budget
                 continue
             if f_now:
                 done = True
                 continue
-        ci += 1
+        if hinted:
+            ci += 1
+            e = cands[ci]  # type: ignore[index]
+        else:
+            e = nxt[e]
 
 
-def _dead_end(stack, epos, state, nxt, head, kind, step, ef, earg, eret) -> _DeadEnd:  # noqa: ANN001
+def _dead_end(stack, states, epos, sid, nxt, head, kind, step, ef, earg, eret) -> _DeadEnd:  # noqa: ANN001
+    state = states[sid]
     candidates: list[tuple[int, str | None]] = []
     e = nxt[head]
     while kind[e] != 2:
@@ -501,7 +490,7 @@ def _dead_end(stack, epos, state, nxt, head, kind, step, ef, earg, eret) -> _Dea
             ok, why = step(state, ef[c], earg[c], eret[c])
             candidates.append((epos[c], None if ok else why))
         c = nxt[c]
-    return _DeadEnd([(epos[x], s) for x, s, _ in stack], state, epos[e], candidates)
+    return _DeadEnd([(epos[x], states[s]) for x, s, *_ in stack], state, epos[e], candidates)
 
 
 def _concurrency(ops: list[LinOp]) -> int:
@@ -513,12 +502,117 @@ def _concurrency(ops: list[LinOp]) -> int:
     return top
 
 
+def _check_part(
+    ops: list[LinOp], spec: Spec, deadline: float, max_memory_states: int | None
+) -> _PartResult:
+    max_states = _default_max_states(len(ops)) if max_memory_states is None else max_memory_states
+    try:
+        return _search(ops, spec, deadline, max_states)
+    except _Budget as b:
+        return _PartResult(Verdict.UNKNOWN, b.states, [], b.why)
+
+
+# ----------------------------------------------------------------------------- parallel
+
+PARALLEL_MIN_OPS = 1_000
+"""Below this many ops in all parts together the parts are checked one by one:
+starting worker processes would cost more than it saves."""
+
+_JOB: tuple[Spec, list[list[LinOp]], float, int | None] | None = None  # read by forked workers
+
+
+def _run_job(i: int) -> tuple[int, _PartResult]:
+    assert _JOB is not None
+    spec, parts, deadline, max_memory_states = _JOB
+    return i, _check_part(parts[i], spec, deadline, max_memory_states)
+
+
+def _workers(workers: int | None, parts: list[list[LinOp]]) -> int:
+    """How many processes to use: 1 (serial) unless parallel is possible and worth it."""
+    if workers is not None:
+        if workers < 1:
+            raise ConfigError(f"workers must be 1 or more, got {workers}")
+        n = workers
+    else:
+        if sum(len(p) for p in parts) < PARALLEL_MIN_OPS:
+            return 1
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            n = os.cpu_count() or 1
+    n = min(n, len(parts))
+    if (
+        n < 2
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or multiprocessing.current_process().daemon  # a pool worker cannot start its own
+    ):
+        return 1
+    return n
+
+
+def _run_parts(
+    parts: list[list[LinOp]],
+    spec: Spec,
+    deadline: float,
+    max_memory_states: int | None,
+    all_keys: bool,
+    workers: int,
+) -> list[_PartResult | None]:
+    """Each part's result, in part order; None for parts not needed for the verdict.
+
+    Serial: parts in order, stopping at the first not linearizable one unless
+    ``all_keys``, and at the first that ran out of time. Parallel (``workers``
+    > 1): a pool of forked processes takes parts in order; as soon as every
+    part up to the first not linearizable one is done, the pool is ended (its
+    processes are terminated and joined). The parallel path then keeps exactly
+    the results the serial path would have computed, so the outcome does not
+    depend on the number of workers.
+    """
+    results: list[_PartResult | None] = [None] * len(parts)
+    if workers <= 1:
+        for i, ops in enumerate(parts):
+            results[i] = r = _check_part(ops, spec, deadline, max_memory_states)
+            if r.verdict is Verdict.INVALID and not all_keys:
+                break
+            if r.verdict is Verdict.UNKNOWN and time.monotonic() > deadline:
+                break
+        return results
+    global _JOB
+    _JOB = (spec, parts, deadline, max_memory_states)
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    try:
+        got: dict[int, _PartResult] = {}
+        for i, r in pool.imap_unordered(_run_job, range(len(parts))):
+            got[i] = r
+            if not all_keys:
+                first_bad = min(
+                    (j for j, x in got.items() if x.verdict is Verdict.INVALID), default=None
+                )
+                if first_bad is not None and all(j in got for j in range(first_bad)):
+                    break
+    finally:
+        _JOB = None
+        pool.terminate()
+        pool.join()
+    # keep what the serial path would have kept
+    for i in range(len(parts)):
+        r = got[i]
+        results[i] = r
+        if r.verdict is Verdict.INVALID and not all_keys:
+            break
+        if r.verdict is Verdict.UNKNOWN and r.why == "time budget spent":
+            break
+    return results
+
+
 def check_linearizable(
     history: History,
     spec: Spec,
     *,
     timeout: float | None = None,
     max_memory_states: int | None = None,
+    all_keys: bool = False,
+    workers: int | None = None,
 ) -> Result:
     """Decide whether ``history`` is linearizable with respect to ``spec``.
 
@@ -529,61 +623,68 @@ def check_linearizable(
         max_memory_states: cached configurations allowed per part (default
             :data:`DEFAULT_MAX_MEMORY_STATES`, less for parts of thousands of ops
             so that the cache stays under about 1.5 GiB).
+        all_keys: go on after the first part (key) that is not linearizable and
+            report every bad key (for the report; the CLI's ``--all-keys``).
+            Default: stop there, the verdict is already known.
+        workers: processes checking parts in parallel; None picks the number of
+            usable cores when there are several parts and at least
+            :data:`PARALLEL_MIN_OPS` ops, 1 checks serially. The result does not
+            depend on it.
 
     Returns:
         ``Result(True)``, ``Result(False)`` with the witness in ``details``
         (``key``, ``op``, ``reason``, ``partial_linearizations``, ``failures``
-        for every bad key), or ``Result("unknown")`` when the budget ran out
-        (``details["unknown"]`` says where). ``details["time_s"]`` is the time spent.
+        for every bad key found, ``unchecked_keys`` when it stopped early), or
+        ``Result("unknown")`` when the budget ran out (``details["unknown"]``
+        says where). ``details["time_s"]`` is the time spent.
 
     Raises:
-        ConfigError: the history has an op the spec does not understand.
+        ConfigError: the history has an op the spec does not understand, or an
+            ok completion that contradicts its invocation; ``workers`` < 1.
     """
     t0 = time.monotonic()
     deadline = _INF if timeout is None else t0 + timeout
     parts = prepare(history, spec)
+    keys = list(parts)
+    part_ops = [parts[k] for k in keys]
+    n_workers = _workers(workers, part_ops)
+    results = _run_parts(part_ops, spec, deadline, max_memory_states, all_keys, n_workers)
     failures: list[dict[str, Any]] = []
     unknowns: list[dict[str, Any]] = []
     total_states = 0
-    n_ops = 0
-    for key, ops in parts.items():
-        n_ops += len(ops)
-        try:
-            max_states = (
-                _default_max_states(len(ops)) if max_memory_states is None else max_memory_states
-            )
-            ok, n_states, dead_ends = _search(ops, spec, deadline, max_states)
-        except _Budget as b:
-            total_states += b.states
+    unchecked = 0
+    for key, ops, res in zip(keys, part_ops, results, strict=True):
+        if res is None:
+            unchecked += 1
+            continue
+        total_states += res.states
+        if res.verdict is Verdict.INVALID:
+            failures.append(_failure(spec, key, ops, res.dead_ends))
+        elif res.verdict is Verdict.UNKNOWN:
             unknowns.append(
                 {
                     "key": thaw(key),
-                    "reason": b.why,
+                    "reason": res.why,
                     "ops": len(ops),
                     "concurrency": _concurrency(ops),
                     "info_ops": sum(1 for op in ops if not op.required),
-                    "states": b.states,
+                    "states": res.states,
                 }
             )
-            if time.monotonic() > deadline:
-                # Every part after this one is unknown too; say so once.
-                rest = [k for k in parts if k != key and not _checked(k, failures, unknowns)]
-                if rest:
-                    unknowns.append({"key": None, "reason": f"not checked: {len(rest)} more keys"})
-                break
-            continue
-        total_states += n_states
-        if not ok:
-            failures.append(_failure(spec, key, ops, dead_ends))
+    if unchecked and not failures:
+        # stopped because time ran out: every part after it is unknown too; say so once
+        unknowns.append({"key": None, "reason": f"not checked: {unchecked} more keys"})
     details: dict[str, Any] = {
         "checker": "linearizable",
         "model": spec.name,
         "ops": sum(1 for _ in history.pairs()),
-        "checked_ops": n_ops,
+        "checked_ops": sum(len(ops) for ops, r in zip(part_ops, results, strict=True) if r),
         "keys": len(parts),
         "states": total_states,
+        "workers": n_workers,
     }
     if failures:
+        verdict = Verdict.INVALID
         first = failures[0]
         details.update(
             key=first["key"],
@@ -592,24 +693,31 @@ def check_linearizable(
             partial_linearizations=first["partial_linearizations"],
             failures=failures,
         )
+        if unchecked:
+            details["unchecked_keys"] = unchecked
         if unknowns:
             details["unknown"] = unknowns
         explanation = "\n".join(_explain(f) for f in failures[:3])
         if len(failures) > 3:
             explanation += f"\n... and {len(failures) - 3} more keys are not linearizable"
-        valid: Any = False
+        if unchecked:
+            explanation += (
+                f"\n({unchecked} more {'key' if unchecked == 1 else 'keys'} not checked: "
+                "the first bad key decides; all_keys=True / --all-keys checks them all)"
+            )
     elif unknowns:
+        verdict = Verdict.UNKNOWN
         details["unknown"] = unknowns
         explanation = "\n".join(_explain_unknown(u) for u in unknowns)
-        valid = UNKNOWN
     else:
+        verdict = Verdict.VALID
+        n_ops = details["checked_ops"]
         explanation = (
             f"linearizable: {details['ops']} ops ({n_ops} after dropping failed ops and "
             f"reads of unknown outcome) over {len(parts)} {'key' if len(parts) == 1 else 'keys'}"
         )
-        valid = True
     details["time_s"] = round(time.monotonic() - t0, 6)
-    return Result(valid, details, explanation)
+    return Result(verdict.validity, details, explanation)
 
 
 def _explain_unknown(u: dict[str, Any]) -> str:
@@ -620,11 +728,6 @@ def _explain_unknown(u: dict[str, Any]) -> str:
         f"{where}undecided, {u['reason']} ({u['ops']} ops, at most {u['concurrency']} "
         f"concurrent, {u['info_ops']} info or never completed)"
     )
-
-
-def _checked(key: Any, failures: list[dict[str, Any]], unknowns: list[dict[str, Any]]) -> bool:
-    k = thaw(key)
-    return any(f["key"] == k for f in failures) or any(u.get("key") == k for u in unknowns)
 
 
 def _op_json(spec: Spec, op: LinOp) -> dict[str, Any]:

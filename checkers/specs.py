@@ -42,7 +42,8 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from jepsenlike.errors import ConfigError
 from jepsenlike.history import History, Op
@@ -54,16 +55,21 @@ __all__ = [
     "Replace",
     "SPECS",
     "CasRegister",
+    "FALSE",
     "FrozenMap",
+    "JsonBool",
     "Kv",
     "ListAppend",
     "MultiRegister",
     "Mutex",
     "Queue",
+    "PartOp",
     "Register",
+    "SearchHints",
     "SetSpec",
     "Spec",
     "StepResult",
+    "TRUE",
     "freeze",
     "get_spec",
     "key_arg",
@@ -117,8 +123,45 @@ class FrozenMap(dict):
         return f"FrozenMap({dict.__repr__(self)})"
 
 
+class JsonBool:
+    """JSON ``true``/``false`` once frozen: never equal to, nor hashed like, ``1``/``0``.
+
+    Python has ``True == 1`` and ``hash(True) == hash(1)``, so a register that
+    held ``true`` would accept a read of ``1`` and the search would merge the
+    two states. :func:`freeze` maps the two booleans to :data:`TRUE` and
+    :data:`FALSE`, which equal only themselves; :func:`thaw` maps them back.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __bool__(self) -> bool:
+        return self.value
+
+    def __repr__(self) -> str:
+        return "TRUE" if self.value else "FALSE"
+
+    def __reduce__(self) -> str:
+        return repr(self)
+
+
+TRUE: Any = JsonBool(True)
+"""Frozen JSON ``true``."""
+FALSE: Any = JsonBool(False)
+"""Frozen JSON ``false``."""
+
+
 def freeze(v: Any) -> Any:
-    """A hashable copy of a JSON-like value (lists -> tuples, dicts -> FrozenMap)."""
+    """A hashable copy of a JSON-like value (lists -> tuples, dicts -> FrozenMap,
+    booleans -> :data:`TRUE`/:data:`FALSE`, so that ``true`` is not ``1``).
+
+    Numbers keep Python's equality: ``1`` and ``1.0`` are the same value."""
+    if v is True:
+        return TRUE
+    if v is False:
+        return FALSE
     if isinstance(v, (list, tuple)):
         return tuple(freeze(x) for x in v)
     if isinstance(v, dict):
@@ -132,6 +175,8 @@ def thaw(v: Any) -> Any:
     """The JSON-serialisable form of a frozen value (sets become sorted lists)."""
     if v is UNOBSERVED:
         return "<a value nobody reads>"
+    if type(v) is JsonBool:
+        return v.value
     if isinstance(v, tuple):
         return [thaw(x) for x in v]
     if isinstance(v, dict):
@@ -160,22 +205,67 @@ def show(v: Any) -> str:
         return repr(v)
 
 
+class PartOp(NamedTuple):
+    """One op of a part, as search hints see it (fields by name, never by position)."""
+
+    f: str
+    arg: Any
+    result: Any  # MISSING when the outcome is unknown
+    required: bool  # True for ok ops; False for info / never completed
+    call: int  # history index of the invocation
+    ret: float  # history index of the completion; +inf for ops of unknown outcome
+
+
+@dataclass(frozen=True)
+class SearchHints:
+    """Optional, named hints that make the search faster; none changes a verdict.
+
+    Attributes:
+        read_only: ``(f, arg) -> bool``: the op never changes the state. Such an
+            op of unknown outcome is dropped, and a required one that can go next
+            goes next (its siblings are not tried).
+        absorbing: ``(f, arg) -> bool``: the op leads only to states from which
+            nothing but such ops and blind overwrites can go on (a write of a
+            value nobody reads): where it leaves the state unchanged it goes next.
+        simplify: ``(ops: list[PartOp]) -> {position: DROP | Replace}``: ops of
+            unknown outcome no linearization needs (DROP), or an equivalent
+            simpler arg/result (:class:`Replace`), e.g. a value nobody observes
+            replaced by :data:`UNOBSERVED` so that states differing only in such
+            values become one state. Witnesses are replayed with the real values.
+        order: ``(ops: list[PartOp]) -> list[float]``: a number per op; of the
+            ops that could be linearized next the search tries lower numbers
+            first (default: call order).
+    """
+
+    read_only: Callable[[str, Any], bool] | None = None
+    absorbing: Callable[[str, Any], bool] | None = None
+    simplify: Callable[[list[PartOp]], dict[int, Any]] | None = None
+    order: Callable[[list[PartOp]], list[float]] | None = None
+
+
 class Spec:
-    """A sequential specification. Subclasses set ``name`` and ``fs`` and define ``step``.
+    """A sequential specification: ``init``, ``step``, ``describe_state``/``describe_op``,
+    and optional :class:`SearchHints` from :meth:`hints`.
+
+    Subclasses set ``name`` and ``fs`` and define ``step``; ``partition``,
+    ``check_op`` and ``check_completion`` say how a history maps onto the spec.
 
     Attributes:
         name: the model name used on the command line.
         fs: the op functions this spec understands.
         keyed: True when each op addresses one independent object named by its
             ``key``; False when the state is a map over keys (txn specs).
-        read_only_fs: functions that never change the state; an op of one of
-            these whose outcome is unknown constrains nothing and is dropped.
+        read_only_fs: functions that never change the state (the default
+            ``read_only`` hint, and how ``describe_op`` shows them).
+        echo_fs: functions whose ``ok`` completion must carry the invocation's
+            value (a write completes with the value written).
     """
 
     name: str = ""
     fs: frozenset[str] = frozenset()
     keyed: bool = True
     read_only_fs: frozenset[str] = frozenset({"read"})
+    echo_fs: frozenset[str] = frozenset()
     default_init: Any = None
 
     def __init__(self, init: Any = None) -> None:
@@ -193,39 +283,13 @@ class Spec:
         """Apply one op; ``(True, next_state)`` or ``(False, reason)``."""
         raise NotImplementedError
 
-    def is_read_only(self, f: str, arg: Any) -> bool:
-        """True if the op cannot change the state whatever happened (then an
-        unknown outcome constrains nothing)."""
-        return f in self.read_only_fs
-
-    def is_absorbing(self, f: str, arg: Any) -> bool:
-        """True if the op leads only to states from which nothing but such ops
-        and blind overwrites can go on (a write of a value nobody reads): then,
-        where it leaves the state unchanged, it may go first. Default: False."""
-        return False
-
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
-        """Ops that can be left out, or given an equivalent simpler arg, by position.
-
-        ``ops`` are one part's ``(f, arg, ret, required, call, return)`` (call and
-        return as history indices; return is +inf for ops of unknown outcome). Returns
-        ``{position: DROP}`` for an op of unknown outcome that no linearization
-        needs (a write of a value that nobody reads only makes linearizations
-        harder), or ``{position: Replace(arg, ret)}`` to replace an op's arg
-        (and result), e.g. a value
-        nobody observes by :data:`UNOBSERVED` (so that states differing only in
-        such values become one state), or a dequeue's by the elements it must
-        not take (see :class:`Queue`). Whatever it returns must leave the
-        verdict unchanged; it only makes the search smaller. Default: nothing.
-        """
-        return {}
-
-    def order_hints(self, ops: list[tuple[str, Any, Any, bool, int]]) -> list[float] | None:
-        """Optional search order: for one part's ``(f, arg, ret, required, call)``,
-        a number per op; of the ops that could be linearized next, the search
-        tries lower numbers first. Only speed depends on it. Default: None
-        (call order, which needs no sorting)."""
-        return None
+    def hints(self) -> SearchHints:
+        """Search hints (see :class:`SearchHints`). Default: ops in ``read_only_fs``
+        are read-only; nothing else."""
+        if not self.read_only_fs:
+            return SearchHints()
+        fs = self.read_only_fs
+        return SearchHints(read_only=lambda f, arg: f in fs)
 
     def op_keys(self, op: Op) -> tuple[Hashable, ...]:
         """The keys an op touches (for partitioning)."""
@@ -262,6 +326,22 @@ class Spec:
             return (
                 f"model {self.name!r} has no op f={op.f!r} "
                 f"(it knows {', '.join(sorted(self.fs))})"
+            )
+        return None
+
+    def check_completion(self, inv: Op, comp: Op) -> str | None:
+        """A problem with an ``ok`` completion, or None.
+
+        An op in ``echo_fs`` (a write, a cas, an append, an add, an enqueue)
+        must complete with the value it was invoked with: a write of ``1``
+        that completes ok with ``2`` is refused as a malformed history rather
+        than guessed at (Knossos would take the completion's value; Jepsen's
+        clients never produce it). Values compare as JSON (``true`` is not ``1``).
+        """
+        if inv.f in self.echo_fs and freeze(comp.value) != freeze(inv.value):
+            return (
+                f"{inv.f} invoked with {show(freeze(inv.value))} completed ok with "
+                f"{show(freeze(comp.value))}; an ok {inv.f} must repeat its invocation's value"
             )
         return None
 
@@ -317,33 +397,12 @@ class Register(Spec):
     name = "register"
     fs = frozenset({"read", "write"})
 
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
-        # A value is observed when an ok read returns it or some cas expects it.
-        # Setting the register to a value nobody observes can only be undone by
-        # a later write, so such a write (or cas) of unknown outcome is unneeded.
-        # A required write of such a value leaves a state in which no read or
-        # cas can succeed until the next write, whatever the value: all such
-        # values are one (UNOBSERVED).
-        observed = {ret for f, _, ret, req, *_ in ops if f == "read" and req}
-        observed.update(arg[0] for f, arg, _, _, *_ in ops if f == "cas")
-        out: dict[int, Any] = {}
-        for i, (f, arg, _, req, *_) in enumerate(ops):
-            if f not in ("write", "cas"):
-                continue
-            new = arg if f == "write" else arg[1]
-            if not _hashable(new) or new in observed:
-                continue
-            if not req:
-                out[i] = DROP
-            else:
-                # the result too, so that all such writes are interchangeable
-                new_arg = UNOBSERVED if f == "write" else (arg[0], UNOBSERVED)
-                out[i] = Replace(new_arg, new_arg)
-        return out
+    echo_fs = frozenset({"write"})
 
-    def is_absorbing(self, f: str, arg: Any) -> bool:
-        # No read and no cas succeeds on UNOBSERVED (simplify makes sure of it).
-        return f == "write" and arg is UNOBSERVED
+    def hints(self) -> SearchHints:
+        return SearchHints(
+            read_only=_is_read, absorbing=_writes_unobserved, simplify=_register_simplify
+        )
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "read":
@@ -355,11 +414,46 @@ class Register(Spec):
         return False, f"unknown op {f!r}"
 
 
+def _is_read(f: str, arg: Any) -> bool:
+    return f == "read"
+
+
+def _writes_unobserved(f: str, arg: Any) -> bool:
+    # No read and no cas succeeds on UNOBSERVED (_register_simplify makes sure of it).
+    return f == "write" and arg is UNOBSERVED
+
+
+def _register_simplify(ops: list[PartOp]) -> dict[int, Any]:
+    # A value is observed when an ok read returns it or some cas expects it.
+    # Setting the register to a value nobody observes can only be undone by
+    # a later write, so such a write (or cas) of unknown outcome is unneeded.
+    # A required write of such a value leaves a state in which no read or
+    # cas can succeed until the next write, whatever the value: all such
+    # values are one (UNOBSERVED).
+    observed = {op.result for op in ops if op.f == "read" and op.required}
+    observed.update(op.arg[0] for op in ops if op.f == "cas")
+    out: dict[int, Any] = {}
+    for i, op in enumerate(ops):
+        if op.f not in ("write", "cas"):
+            continue
+        new = op.arg if op.f == "write" else op.arg[1]
+        if not _hashable(new) or new in observed:
+            continue
+        if not op.required:
+            out[i] = DROP
+        else:
+            # the result too, so that all such writes are interchangeable
+            new_arg = UNOBSERVED if op.f == "write" else (op.arg[0], UNOBSERVED)
+            out[i] = Replace(new_arg, new_arg)
+    return out
+
+
 class CasRegister(Register):
     """A register with compare-and-set: ``cas [old, new]`` swaps when the value is ``old``."""
 
     name = "cas-register"
     fs = frozenset({"read", "write", "cas"})
+    echo_fs = frozenset({"write", "cas"})
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "cas":
@@ -400,8 +494,11 @@ class MultiRegister(Spec):
             )
         return init
 
-    def is_read_only(self, f: str, arg: Any) -> bool:
-        return all(m[0] in ("r", "read") for m in arg)
+    def hints(self) -> SearchHints:
+        return SearchHints(read_only=_txn_reads_only)
+
+    def check_completion(self, inv: Op, comp: Op) -> str | None:
+        return _check_txn_completion(inv, comp, ("w", "write"))
 
     def op_keys(self, op: Op) -> tuple[Hashable, ...]:
         return tuple(freeze(m[1]) for m in op.value)
@@ -430,13 +527,13 @@ class MultiRegister(Spec):
 
 
 DROP: Any = object()
-"""Returned by :meth:`Spec.simplify` for an op to leave out."""
+"""Returned by :attr:`SearchHints.simplify` for an op to leave out."""
 
 _KEEP: Any = object()
 
 
 class Replace:
-    """Returned by :meth:`Spec.simplify`: the op's new arg (and result, if given)."""
+    """Returned by :attr:`SearchHints.simplify`: the op's new arg (and result, if given)."""
 
     __slots__ = ("arg", "ret")
 
@@ -462,7 +559,7 @@ class _Unobserved:
 
 
 UNOBSERVED: Any = _Unobserved()
-"""Stands for every value that no op ever observes (see :meth:`Spec.simplify`)."""
+"""Stands for every value that no op ever observes (see :attr:`SearchHints.simplify`)."""
 
 
 class _Taken(frozenset):
@@ -499,6 +596,36 @@ class _AfterUnknownDequeue:
         return hash(("after-unknown-dequeue", self.queue))
 
 
+def _list_reads_only(f: str, arg: Any) -> bool:
+    if f == "txn":
+        return all(m[0] in ("r", "read") for m in arg)
+    return f == "read"
+
+
+def _check_txn_completion(inv: Op, comp: Op, write_fs: tuple[str, ...]) -> str | None:
+    """An ok txn completes with the same micro-ops, reads filled in, writes unchanged."""
+    mine, theirs = inv.value, comp.value
+    if not isinstance(theirs, (list, tuple)) or len(theirs) != len(mine):
+        return (
+            f"txn invoked with {len(mine)} micro-ops completed ok with {show(freeze(theirs))}; "
+            "an ok txn must list the same micro-ops, reads filled in"
+        )
+    for m, c in zip(mine, theirs, strict=True):
+        bad = not isinstance(c, (list, tuple)) or len(c) != 3 or freeze(c[:2]) != freeze(m[:2])
+        if not bad and m[0] in write_fs:
+            bad = freeze(c[2]) != freeze(m[2])
+        if bad:
+            return (
+                f"txn micro-op {show(freeze(m))} completed ok as {show(freeze(c))}; an ok txn "
+                "must repeat each micro-op's f, key and written value"
+            )
+    return None
+
+
+def _txn_reads_only(f: str, arg: Any) -> bool:
+    return f == "txn" and all(m[0] in ("r", "read") for m in arg)
+
+
 def _hashable(v: Any) -> bool:
     try:
         hash(v)
@@ -528,6 +655,7 @@ class Kv(Spec):
 
     name = "kv"
     fs = frozenset({"read", "write", "append"})
+    echo_fs = frozenset({"write", "append"})
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "read":
@@ -554,9 +682,11 @@ class Mutex(Spec):
     default_init = False
 
     def coerce_init(self, init: Any) -> Any:
-        if not isinstance(init, bool):
-            raise ConfigError(f"--init for mutex must be true (held) or false, got {init!r}")
-        return init
+        if type(init) is not JsonBool:
+            raise ConfigError(
+                f"--init for mutex must be true (held) or false, got {show(init)}"
+            )
+        return init.value
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "acquire":
@@ -584,15 +714,20 @@ class SetSpec(Spec):
             raise ConfigError(f"--init for set must be a JSON list, got {thaw(init)!r}")
         return frozenset(init)
 
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
+    echo_fs = frozenset({"add"})
+
+    def hints(self) -> SearchHints:
+        return SearchHints(read_only=_is_read, simplify=self._simplify)
+
+    def _simplify(self, ops: list[PartOp]) -> dict[int, Any]:
         # An element no ok read contains can only be added after the last read.
         seen: set[Any] = set()
-        for f, _, ret, req, *_ in ops:
-            if f == "read" and req and isinstance(ret, (tuple, frozenset)):
-                seen.update(ret)
+        for op in ops:
+            if op.f == "read" and op.required and isinstance(op.result, (tuple, frozenset)):
+                seen.update(op.result)
         return {
-            i: DROP for i, (f, arg, _, req, *_) in enumerate(ops)
-            if not req and f == "add" and _hashable(arg) and arg not in seen
+            i: DROP for i, op in enumerate(ops)
+            if not op.required and op.f == "add" and _hashable(op.arg) and op.arg not in seen
         }
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
@@ -625,7 +760,12 @@ class Queue(Spec):
             raise ConfigError(f"--init for queue must be a JSON list, got {thaw(init)!r}")
         return init
 
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
+    echo_fs = frozenset({"enqueue"})
+
+    def hints(self) -> SearchHints:
+        return SearchHints(simplify=self._simplify, order=self._order)
+
+    def _simplify(self, ops: list[PartOp]) -> dict[int, Any]:
         # An element no ok dequeue returns is either never removed (then leaving
         # it out changes no ok result) or removed by a dequeue of unknown outcome
         # (leave both out): its enqueue of unknown outcome is unneeded.
@@ -634,13 +774,13 @@ class Queue(Spec):
         # those elements as its arg and refuses to take them.
         enq: Counter[Any] = Counter()
         deq: Counter[Any] = Counter()
-        for f, arg, ret, req, *_ in ops:
-            if not _hashable(arg if f == "enqueue" else ret):
+        for op in ops:
+            if not _hashable(op.arg if op.f == "enqueue" else op.result):
                 return {}
-            if f == "enqueue":
-                enq[arg] += 1
-            elif req and ret is not None:
-                deq[ret] += 1
+            if op.f == "enqueue":
+                enq[op.arg] += 1
+            elif op.required and op.result is not None:
+                deq[op.result] += 1
         # Elements no ok dequeue returns are all alike (UNOBSERVED): the order
         # of their enqueues then makes no difference to the state.
         out: dict[int, Any] = {}
@@ -650,33 +790,34 @@ class Queue(Spec):
         # in the queue whose dequeue began after x's dequeue returned (x would
         # come out after y), so the search need not find that out later.
         deq_span = {
-            ret: (call, ret_at) for f, _, ret, req, call, ret_at in ops
-            if f == "dequeue" and req and ret is not None and deq[ret] == 1 and enq[ret] == 1
+            op.result: (op.call, op.ret) for op in ops
+            if op.f == "dequeue" and op.required and op.result is not None
+            and deq[op.result] == 1 and enq[op.result] == 1
         }
         began = {x: span[0] for x, span in deq_span.items()}
-        for i, (f, arg, _, req, *_) in enumerate(ops):
-            if f == "enqueue" and arg not in deq:
-                out[i] = Replace(UNOBSERVED, UNOBSERVED) if req else DROP
-            elif f == "enqueue" and arg in deq_span:
-                out[i] = Replace(_Enqueue(arg, deq_span[arg][1], began))
-            elif f == "dequeue" and not req:
+        for i, op in enumerate(ops):
+            if op.f == "enqueue" and op.arg not in deq:
+                out[i] = Replace(UNOBSERVED, UNOBSERVED) if op.required else DROP
+            elif op.f == "enqueue" and op.arg in deq_span:
+                out[i] = Replace(_Enqueue(op.arg, deq_span[op.arg][1], began))
+            elif op.f == "dequeue" and not op.required:
                 out[i] = Replace(_Taken(taken))
         return out
 
-    def order_hints(self, ops: list[tuple[str, Any, Any, bool, int]]) -> list[float] | None:
+    def _order(self, ops: list[PartOp]) -> list[float]:
         # Enqueue first what is dequeued first.
         first_deq: dict[Any, int] = {}
-        for f, _, ret, req, call in ops:
-            if f == "dequeue" and req and _hashable(ret):
-                first_deq.setdefault(ret, call)
-        hints: list[float] = []
-        for f, arg, _, _, call in ops:
-            if f == "enqueue":
-                x = arg.x if type(arg) is _Enqueue else arg
-                hints.append(first_deq.get(x, math.inf) if _hashable(x) else math.inf)
+        for op in ops:
+            if op.f == "dequeue" and op.required and _hashable(op.result):
+                first_deq.setdefault(op.result, op.call)
+        order: list[float] = []
+        for op in ops:
+            if op.f == "enqueue":
+                x = op.arg.x if type(op.arg) is _Enqueue else op.arg
+                order.append(first_deq.get(x, math.inf) if _hashable(x) else math.inf)
             else:
-                hints.append(call)
-        return hints
+                order.append(op.call)
+        return order
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         marked = type(state) is _AfterUnknownDequeue
@@ -751,33 +892,38 @@ class ListAppend(Spec):
             )
         return init
 
-    def is_read_only(self, f: str, arg: Any) -> bool:
-        if f == "txn":
-            return all(m[0] in ("r", "read") for m in arg)
-        return f == "read"
+    echo_fs = frozenset({"append"})
 
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
+    def hints(self) -> SearchHints:
+        return SearchHints(read_only=_list_reads_only, simplify=self._simplify)
+
+    def check_completion(self, inv: Op, comp: Op) -> str | None:
+        if inv.f == "txn":
+            return _check_txn_completion(inv, comp, ("append",))
+        return super().check_completion(inv, comp)
+
+    def _simplify(self, ops: list[PartOp]) -> dict[int, Any]:
         # An element no ok read contains can only be appended after the last
         # read of its key: an append (or all-append txn) of unknown outcome
         # whose elements nobody reads is unneeded.
         seen: set[Any] = set()
-        for f, arg, ret, req, *_ in ops:
-            if not req:
+        for op in ops:
+            if not op.required:
                 continue
-            if f == "read" and isinstance(ret, tuple):
-                seen.update((arg[0], v) for v in ret)
-            elif f == "txn" and isinstance(ret, tuple):
-                for mf, k, v in ret:
+            if op.f == "read" and isinstance(op.result, tuple):
+                seen.update((op.arg[0], v) for v in op.result)
+            elif op.f == "txn" and isinstance(op.result, tuple):
+                for mf, k, v in op.result:
                     if mf != "append" and isinstance(v, tuple):
                         seen.update((k, x) for x in v)
         out = {}
-        for i, (f, arg, _, req, *_) in enumerate(ops):
-            if req:
+        for i, op in enumerate(ops):
+            if op.required:
                 continue
-            if f == "append":
-                effects = [arg]
-            elif f == "txn":
-                effects = [(k, v) for mf, k, v in arg if mf == "append"]
+            if op.f == "append":
+                effects = [op.arg]
+            elif op.f == "txn":
+                effects = [(k, v) for mf, k, v in op.arg if mf == "append"]
             else:
                 continue
             if all(_hashable(e) and e not in seen for e in effects):
