@@ -249,11 +249,13 @@ class _PartResult:
 def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _PartResult:
     """Run the search on one part (see the module docstring).
 
-    The loop works on precompiled entries (parallel lists indexed by entry),
-    interns spec states (each distinct state gets a small int id), caches
-    transitions by (state id, entry) so that ``step`` runs once per pair, and
-    memoises configurations as (required bitset, state id), with the optional
-    bitsets seen for each (see :func:`_remember`).
+    The loop works on precompiled entries (parallel lists indexed by entry:
+    f, arg, result, bit, kind) and memoises configurations as (required
+    bitset, state), with the optional bitsets seen for each (see
+    :func:`_remember`). Measured on the kv benchmark, interning states (an int
+    id per state) and caching transitions per (state id, entry) made the
+    search slower (0.65 s -> 0.95 s CPU on the bad key): states hash once per
+    step either way (strings cache their hash), so both only added dict work.
     """
     hints = spec.hints()
     # Entries: one call per op, one return per required op, in time order.
@@ -311,6 +313,13 @@ def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _
                 forced[e] = 1
             elif absorbing is not None and absorbing(ef[e], earg[e]):
                 forced[e] = 2
+    # A read that goes exactly where the state is one value is compared, not stepped.
+    epin: list[Any] = [MISSING] * (m + 2)
+    pinned = hints.pinned_state
+    if pinned is not None:
+        for e in range(m):
+            if req[e] and forced[e] == 1:
+                epin[e] = pinned(ef[e], earg[e], eret[e])
     # Interchangeable ops: of two ops with the same (f, arg, result), the later-
     # called one (whose return is no earlier) is only tried once the earlier one
     # is linearized; any linearization could swap them.
@@ -349,17 +358,18 @@ def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _
         return out
 
     step = spec.step
-    init = spec.init()
-    states: list[Any] = [init]  # state id -> state
-    ids: dict[Any, int] = {init: 0}  # state -> state id
-    trans: dict[int, int] = {}  # state id * m + entry -> next state id, or -1: rejected
-    sid = 0
+    state = spec.init()
     lin_req = lin_opt = 0
     left = n_req
-    stack: list[tuple[int, int, bool, list[int] | None, int]] = []
+    stack: list[tuple[int, Any, bool, list[int] | None, int]] = []
     push, pop = stack.append, stack.pop
-    seen: set[tuple[int, int]] = set()
-    seen_opt: dict[tuple[int, int], list[int]] = {}
+    seen: set[tuple[int, Any]] = set()
+    seen_add = seen.add
+    # with optional ops: (required bitset, state) -> the optional bitsets seen;
+    # a configuration whose optional set contains one seen is no news (whatever
+    # could follow it could follow the smaller one too)
+    seen_opt: dict[tuple[int, Any], list[int]] = {}
+    seen_opt_get = seen_opt.get
     n_states = 0
     best = -(1 << 62)
     dead_ends: list[_DeadEnd] = []
@@ -382,13 +392,13 @@ def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _
                         best = score
                         dead_ends.clear()
                     dead_ends.append(
-                        _dead_end(stack, states, epos, sid, nxt, head, kind, step, ef, earg, eret)
+                        _dead_end(stack, epos, state, nxt, head, kind, step, ef, earg, eret)
                     )
             done = False
             while True:
                 if not stack:
                     return _PartResult(Verdict.INVALID, n_states, dead_ends)
-                e, sid, forced_frame, cands, ci = pop()
+                e, state, forced_frame, cands, ci = pop()
                 if req[e]:
                     lin_req ^= ebit[e]
                     left += 1
@@ -415,36 +425,48 @@ def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _
             else:
                 e = nxt[e]
             continue
-        tk = sid * m + e
-        nsid = trans.get(tk)
-        if nsid is None:
-            ok, new = step(states[sid], ef[e], earg[e], eret[e])
-            if ok:
-                nsid = ids.get(new)
-                if nsid is None:
-                    nsid = ids[new] = len(states)
-                    states.append(new)
-            else:
-                nsid = -1
-            trans[tk] = nsid
-        if nsid >= 0:
+        pv = epin[e]
+        if pv is MISSING:
+            ok, new = step(state, ef[e], earg[e], eret[e])
+        else:
+            ok = pv == state
+            new = state
+        if ok:
             fe = forced[e]
-            f_now = fe == 1 or (fe == 2 and nsid == sid)
+            f_now = fe == 1 or (fe == 2 and new == state)
             if req[e]:
                 nreq = lin_req | ebit[e]
                 nopt = lin_opt
-                fresh = _remember(seen, seen_opt, has_opt, (nreq, nsid), nopt)
-            elif nsid == sid:
-                fresh = False
-                f_now = False
+            elif new == state:
+                e = nxt[e] if not hinted else cands[ci + 1]  # type: ignore[index]
+                ci += 1
+                continue
             else:
                 nreq = lin_req
                 nopt = lin_opt | ebit[e]
-                fresh = _remember(seen, seen_opt, has_opt, (nreq, nsid), nopt)
+            # memo: is this configuration (or one that dominates it) known?
+            if has_opt:
+                ck = (nreq, new)
+                masks = seen_opt_get(ck)
+                if masks is None:
+                    seen_opt[ck] = [nopt]
+                    fresh = True
+                else:
+                    fresh = True
+                    for mk in masks:
+                        if mk & ~nopt == 0:
+                            fresh = False
+                            break
+                    if fresh:
+                        masks.append(nopt)
+            else:
+                n_seen = len(seen)
+                seen_add((nreq, new))
+                fresh = len(seen) != n_seen
             if fresh:
                 n_states += 1
-                push((e, sid, f_now, cands, ci))
-                sid, lin_req, lin_opt = nsid, nreq, nopt
+                push((e, state, f_now, cands, ci))
+                state, lin_req, lin_opt = new, nreq, nopt
                 nxt[prv[e]] = nxt[e]
                 prv[nxt[e]] = prv[e]
                 if req[e]:
@@ -465,8 +487,6 @@ def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _
                         raise _Budget(f"memory budget of {max_states} cached states spent", n_states)
                     if time.monotonic() > deadline:
                         raise _Budget("time budget spent", n_states)
-                    if len(trans) > 4 * max_states:
-                        trans.clear()  # only a cache: keep it from outgrowing the budget
                 continue
             if f_now:
                 done = True
@@ -478,8 +498,7 @@ def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _
             e = nxt[e]
 
 
-def _dead_end(stack, states, epos, sid, nxt, head, kind, step, ef, earg, eret) -> _DeadEnd:  # noqa: ANN001
-    state = states[sid]
+def _dead_end(stack, epos, state, nxt, head, kind, step, ef, earg, eret) -> _DeadEnd:  # noqa: ANN001
     candidates: list[tuple[int, str | None]] = []
     e = nxt[head]
     while kind[e] != 2:
@@ -490,7 +509,7 @@ def _dead_end(stack, states, epos, sid, nxt, head, kind, step, ef, earg, eret) -
             ok, why = step(state, ef[c], earg[c], eret[c])
             candidates.append((epos[c], None if ok else why))
         c = nxt[c]
-    return _DeadEnd([(epos[x], states[s]) for x, s, *_ in stack], state, epos[e], candidates)
+    return _DeadEnd([(epos[x], s) for x, s, *_ in stack], state, epos[e], candidates)
 
 
 def _concurrency(ops: list[LinOp]) -> int:
@@ -763,7 +782,7 @@ def _failure(spec: Spec, key: Any, ops: list[LinOp], dead_ends: list[_DeadEnd]) 
             ok, why = spec.step(final, ops[p].f, _arg(ops[p]), _res(ops[p]))
             # with the real values it might step; then the search's own reason
             # (from the spec's simplified form) is the explanation
-            candidates.append((p, simplified_why if ok else why))
+            candidates.append((p, simplified_why if ok else str(why)))
         if first is None:
             first = (final, de.blocked, candidates)
         steps = [
@@ -785,7 +804,7 @@ def _failure(spec: Spec, key: Any, ops: list[LinOp], dead_ends: list[_DeadEnd]) 
     ok, why = spec.step(final, blocked.f, _arg(blocked), _res(blocked))
     if ok:
         ok, why = spec.step(dead_ends[0].state, blocked.f, blocked.arg, blocked.result)
-    reason = why if not ok else "it could go next, but every way on from there fails"
+    reason = str(why) if not ok else "it could go next, but every way on from there fails"
     return {
         "key": thaw(key),
         "op": _op_json(spec, blocked),
@@ -793,7 +812,7 @@ def _failure(spec: Spec, key: Any, ops: list[LinOp], dead_ends: list[_DeadEnd]) 
         "final_state": spec.describe_state(final),
         "partial_linearizations": lins,
         "candidates": [
-            {**_op_json(spec, ops[p]), "reason": why or "could go next (leads to a dead end)"}
+            {**_op_json(spec, ops[p]), "reason": str(why or "could go next (leads to a dead end)")}
             for p, why in candidates
         ],
         "ops": len(ops),
@@ -818,33 +837,3 @@ def _explain(f: dict[str, Any]) -> str:
         for c in f["candidates"][:8]:
             lines.append(f"    {c['description']}: {c['reason']}")
     return "\n".join(lines)
-
-
-def _remember(
-    seen: set[tuple[int, Any]],
-    seen_opt: dict[tuple[int, Any], list[int]],
-    has_opt: bool,
-    ck: tuple[int, Any],
-    nopt: int,
-) -> bool:
-    """Record a configuration; False when it (or one that dominates it) was seen.
-
-    ``ck`` is (required ops linearized, state). Without optional (info) ops
-    that pair is the whole configuration. With them, a configuration whose set
-    of linearized optional ops is a superset of one already seen is no news:
-    whatever could follow it could follow the smaller one too.
-    """
-    if not has_opt:
-        if ck in seen:
-            return False
-        seen.add(ck)
-        return True
-    masks = seen_opt.get(ck)
-    if masks is None:
-        seen_opt[ck] = [nopt]
-        return True
-    for mk in masks:
-        if mk & ~nopt == 0:
-            return False
-    masks.append(nopt)
-    return True

@@ -63,6 +63,7 @@ __all__ = [
     "MultiRegister",
     "Mutex",
     "Queue",
+    "Reason",
     "PartOp",
     "Register",
     "SearchHints",
@@ -235,12 +236,47 @@ class SearchHints:
         order: ``(ops: list[PartOp]) -> list[float]``: a number per op; of the
             ops that could be linearized next the search tries lower numbers
             first (default: call order).
+        pinned_state: ``(f, arg, result) -> state or MISSING``: for a
+            read-only op that can go exactly when the state equals one value
+            (a read of a register returns the whole value), that state; the
+            search then compares states instead of calling ``step``. MISSING
+            for other ops. Must agree with ``step``.
     """
 
     read_only: Callable[[str, Any], bool] | None = None
     absorbing: Callable[[str, Any], bool] | None = None
     simplify: Callable[[list[PartOp]], dict[int, Any]] | None = None
     order: Callable[[list[PartOp]], list[float]] | None = None
+    pinned_state: Callable[[str, Any, Any], Any] | None = None
+
+
+class Reason:
+    """Why ``step`` refused an op: a format string and values, put into words
+    (values as JSON, via :func:`show`) only when read. The search asks
+    ``step`` millions of times and reads a handful of reasons.
+
+    ``str(reason)`` is the text; a reason equals its text.
+    """
+
+    __slots__ = ("args", "fmt")
+
+    def __init__(self, fmt: str, *args: Any) -> None:
+        self.fmt = fmt
+        self.args = args
+
+    def __str__(self) -> str:
+        return self.fmt.format(*(show(a) for a in self.args))
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (str, Reason)):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 class Spec:
@@ -280,7 +316,8 @@ class Spec:
         return self._init
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
-        """Apply one op; ``(True, next_state)`` or ``(False, reason)``."""
+        """Apply one op; ``(True, next_state)`` or ``(False, reason)``, the reason a
+        ``str`` or a :class:`Reason` (cheaper: worded only when shown)."""
         raise NotImplementedError
 
     def hints(self) -> SearchHints:
@@ -401,14 +438,15 @@ class Register(Spec):
 
     def hints(self) -> SearchHints:
         return SearchHints(
-            read_only=_is_read, absorbing=_writes_unobserved, simplify=_register_simplify
+            read_only=_is_read, absorbing=_writes_unobserved, simplify=_register_simplify,
+            pinned_state=_read_pins,
         )
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "read":
             if ret is MISSING or ret == state:
                 return True, state
-            return False, f"read {show(ret)} but the value is {show(state)}"
+            return False, Reason("read {} but the value is {}", ret, state)
         if f == "write":
             return True, arg
         return False, f"unknown op {f!r}"
@@ -416,6 +454,11 @@ class Register(Spec):
 
 def _is_read(f: str, arg: Any) -> bool:
     return f == "read"
+
+
+def _read_pins(f: str, arg: Any, ret: Any) -> Any:
+    # an ok read of a whole register goes exactly where the value is what it read
+    return ret if f == "read" else MISSING
 
 
 def _writes_unobserved(f: str, arg: Any) -> bool:
@@ -460,7 +503,7 @@ class CasRegister(Register):
             old, new = arg
             if state == old:
                 return True, new
-            return False, f"can't CAS {show(state)} from {show(old)} to {show(new)}"
+            return False, Reason("can't CAS {} from {} to {}", state, old, new)
         return Register.step(self, state, f, arg, ret)
 
     def check_op(self, op: Op) -> str | None:
@@ -517,7 +560,7 @@ class MultiRegister(Spec):
                     continue
                 cur = state.get(k)
                 if cur != v:
-                    return False, f"read {show(v)} from key {show(k)} but the value is {show(cur)}"
+                    return False, Reason("read {} from key {} but the value is {}", v, k, cur)
             else:
                 state = state.set(k, v)
         return True, state
@@ -596,6 +639,12 @@ class _AfterUnknownDequeue:
         return hash(("after-unknown-dequeue", self.queue))
 
 
+def _set_pins(f: str, arg: Any, ret: Any) -> Any:
+    if f == "read" and isinstance(ret, (tuple, frozenset)):
+        return frozenset(ret)
+    return MISSING
+
+
 def _list_reads_only(f: str, arg: Any) -> bool:
     if f == "txn":
         return all(m[0] in ("r", "read") for m in arg)
@@ -657,18 +706,21 @@ class Kv(Spec):
     fs = frozenset({"read", "write", "append"})
     echo_fs = frozenset({"write", "append"})
 
+    def hints(self) -> SearchHints:
+        return SearchHints(read_only=_is_read, pinned_state=_read_pins)
+
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "read":
             if ret is MISSING or ret == state:
                 return True, state
-            return False, f"read {show(ret)} but the value is {show(state)}"
+            return False, Reason("read {} but the value is {}", ret, state)
         if f == "write":
             return True, arg
         if f == "append":
             if state is None:
                 return True, arg
             if not isinstance(state, str) or not isinstance(arg, str):
-                return False, f"can't append {show(arg)} to {show(state)}: both must be strings"
+                return False, Reason("can't append {} to {}: both must be strings", arg, state)
             return True, state + arg
         return False, f"unknown op {f!r}"
 
@@ -717,7 +769,7 @@ class SetSpec(Spec):
     echo_fs = frozenset({"add"})
 
     def hints(self) -> SearchHints:
-        return SearchHints(read_only=_is_read, simplify=self._simplify)
+        return SearchHints(read_only=_is_read, simplify=self._simplify, pinned_state=_set_pins)
 
     def _simplify(self, ops: list[PartOp]) -> dict[int, Any]:
         # An element no ok read contains can only be added after the last read.
@@ -739,7 +791,7 @@ class SetSpec(Spec):
             seen = frozenset(ret) if isinstance(ret, (tuple, frozenset)) else ret
             if seen == state:
                 return True, state
-            return False, f"read {show(seen)} but the set is {show(state)}"
+            return False, Reason("read {} but the set is {}", seen, state)
         return False, f"unknown op {f!r}"
 
 
@@ -829,9 +881,9 @@ class Queue(Spec):
             if type(arg) is _Enqueue:
                 for y in state:
                     if arg.began.get(y, -1) > arg.deq_returned:
-                        return False, (
-                            f"{show(arg.x)} would be dequeued after {show(y)}, but its "
-                            f"dequeue returned before the dequeue of {show(y)} began"
+                        return False, Reason(
+                            "{} would be dequeued after {}, but its dequeue returned before "
+                            "the dequeue of {} began", arg.x, y, y,
                         )
                 return True, state + (arg.x,)
             return True, state + (arg,)
@@ -846,17 +898,17 @@ class Queue(Spec):
                 if not state:
                     return True, _AfterUnknownDequeue(state) if marked else state
                 if state[0] in arg:
-                    return False, f"an ok dequeue returns {show(state[0])}, so this one cannot take it"
+                    return False, Reason("an ok dequeue returns {}, so this one cannot take it", state[0])
                 return True, _AfterUnknownDequeue(state[1:])
             if not state:
                 if ret is None:
                     return True, state
-                return False, f"dequeued {show(ret)} but the queue is empty"
+                return False, Reason("dequeued {} but the queue is empty", ret)
             if ret is None:
-                return False, f"dequeued nothing but the queue is {show(state)}"
+                return False, Reason("dequeued nothing but the queue is {}", state)
             if state[0] == ret:
                 return True, state[1:]
-            return False, f"dequeued {show(ret)} but the head is {show(state[0])}"
+            return False, Reason("dequeued {} but the head is {}", ret, state[0])
         return False, f"unknown op {f!r}"
 
     def describe_state(self, state: Any) -> Any:
@@ -952,7 +1004,7 @@ class ListAppend(Spec):
                     seen = () if v is None else v
                     cur = state.get(k, ())
                     if seen != cur:
-                        return False, f"read {show(seen)} from key {show(k)} but the list is {show(cur)}"
+                        return False, Reason("read {} from key {} but the list is {}", seen, k, cur)
             return True, state
         k, v = arg
         if f == "append":
@@ -963,7 +1015,7 @@ class ListAppend(Spec):
             seen = () if ret is None else ret
             cur = state.get(k, ())
             if seen != cur:
-                return False, f"read {show(seen)} from key {show(k)} but the list is {show(cur)}"
+                return False, Reason("read {} from key {} but the list is {}", seen, k, cur)
             return True, state
         return False, f"unknown op {f!r}"
 
