@@ -546,6 +546,21 @@ def _run_job(i: int) -> tuple[int, _PartResult]:
     return i, _check_part(parts[i], spec, deadline, max_memory_states)
 
 
+def _idle_cores() -> int:
+    """Cores this process may use that are not already busy (1-minute load
+    average, counting this process itself): on a machine whose cores are all
+    taken, more processes only add start-up and contention (measured: slower)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        return n
+    return max(1, min(n, int(n - busy + 1)))
+
+
 def _workers(workers: int | None, parts: list[list[LinOp]]) -> int:
     """How many processes to use: 1 (serial) unless parallel is possible and worth it."""
     if workers is not None:
@@ -555,10 +570,7 @@ def _workers(workers: int | None, parts: list[list[LinOp]]) -> int:
     else:
         if sum(len(p) for p in parts) < PARALLEL_MIN_OPS:
             return 1
-        try:
-            n = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            n = os.cpu_count() or 1
+        n = _idle_cores()
     n = min(n, len(parts))
     if (
         n < 2
@@ -646,9 +658,9 @@ def check_linearizable(
             report every bad key (for the report; the CLI's ``--all-keys``).
             Default: stop there, the verdict is already known.
         workers: processes checking parts in parallel; None picks the number of
-            usable cores when there are several parts and at least
-            :data:`PARALLEL_MIN_OPS` ops, 1 checks serially. The result does not
-            depend on it.
+            idle cores (usable cores less the load average) when there are
+            several parts and at least :data:`PARALLEL_MIN_OPS` ops; 1 checks
+            serially. The result does not depend on it.
 
     Returns:
         ``Result(True)``, ``Result(False)`` with the witness in ``details``
