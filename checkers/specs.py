@@ -3,14 +3,21 @@
 Theory of operation
 -------------------
 A linearizability checker needs to know which sequential executions of a
-datatype are legal. A :class:`Spec` says so with three pure functions:
+datatype are legal. A :class:`Spec` says so with pure functions:
 
 * ``init()`` -- the state before any operation;
 * ``step(state, f, arg, ret)`` -- apply one operation to a state and answer
   ``(True, next_state)`` when the operation could have happened there, or
   ``(False, reason)`` when it could not ("can't CAS 3 from 1 to 2", "read 5 but
-  the value is 3");
-* ``describe_state(state)`` -- a JSON value a person can read.
+  the value is 3"; a ``str`` or a lazily worded :class:`Reason`);
+* ``describe_state(state)`` / ``describe_op(f, arg, ret)`` -- what a person reads;
+* ``hints()`` -- optional :class:`SearchHints`, by name (``read_only``,
+  ``absorbing``, ``simplify``, ``order``, ``pinned_state``), that make the
+  search faster and never change a verdict (the oracle tests run the search
+  with them against a brute-force checker without them).
+
+``partition``, ``check_op`` and ``check_completion`` say how a history maps
+onto the spec (which ops are independent, which are malformed).
 
 ``f`` is the op's function, ``arg`` the value of its invocation and ``ret``
 the value of its ``ok`` completion, or :data:`MISSING` when the outcome is not
@@ -18,6 +25,17 @@ known (an ``info`` completion, or an invocation that never completed). Every
 value reaching a spec is *frozen* by :func:`freeze` (JSON arrays become tuples,
 objects become :class:`FrozenMap`, sets become frozensets) so that states are
 hashable and can be memoised by the search; states are never mutated.
+
+JSON values. ``true`` is not ``1``: Python's ``True == 1`` and ``hash(True) ==
+hash(1)`` would make a register holding ``true`` accept a read of ``1`` and
+merge the two states in the search's memo, so :func:`freeze` turns booleans
+into :data:`TRUE`/:data:`FALSE`, equal only to themselves (keys too: key
+``true`` and key ``1`` are two objects). Numbers keep Python's equality (``1``
+and ``1.0`` are one value). An ``ok`` write, cas, append, add or enqueue must
+complete with the value it was invoked with, and an ``ok`` txn with the same
+micro-ops and written values (reads filled in): anything else is refused as a
+malformed history (:meth:`Spec.check_completion`, one line naming the op)
+rather than guessed at; ``info`` and ``fail`` completions' values are ignored.
 
 Value conventions (see ``docs/history-format.md``): a read is invoked with
 ``null`` and completes with the value read; a write carries the value; a cas
