@@ -51,18 +51,36 @@ tests checks each of them):
 * a required pure read that can go next goes next, and its siblings are not
   tried: moving a read that changes nothing earlier never breaks anything
   (likewise a write of a value nobody reads, when the state already is such a
-  value: ``Spec.is_absorbing``);
+  value: the spec's ``absorbing`` hint); a read the spec *pins* to one state
+  (``pinned_state``: a register read goes exactly where the value is what it
+  read) is compared with the state instead of stepped;
 * of two interchangeable ops (same f, arg and result, the second called no
   earlier and returning no earlier), the second is only tried once the first
   is linearized;
 * the spec may drop ops of unknown outcome that no linearization needs, and
-  fold values that no op ever observes into one (``Spec.simplify``), so that
+  fold values that no op ever observes into one (the ``simplify`` hint), so that
   states differing only in such values are one state. Witnesses are replayed
   with the real values.
 
-A spec may also give ``order_hints`` (the queue does: enqueue first what is
+A spec may also give an ``order`` hint (the queue does: enqueue first what is
 dequeued first); each configuration then tries its candidates in that order,
-which changes only the speed.
+which changes only the speed. One loop serves both orders: without the hint it
+walks the entry list, with it each configuration sorts its candidates once.
+The hints are named fields of :class:`~jepsenlike.checkers.specs.SearchHints`.
+
+Cost. The loop works on precompiled per-entry lists (f, arg, result, bit,
+kind, forced, pin); the memo key is (required bitset as a Python int, state).
+Interning states to ints and caching transitions per (state, entry) were
+measured and dropped: they made the kv benchmark slower, since a state is
+hashed once per step either way.
+
+Parts. Parts are checked in order and the check stops at the first part that
+is not linearizable (``all_keys=True`` goes on, for a report of every bad
+key). With several parts, at least :data:`PARALLEL_MIN_OPS` ops and idle
+cores, forked worker processes take the parts; the pool is terminated as soon
+as every part up to the first bad one is done, and the result keeps exactly
+what the serial order would have computed, so it does not depend on the
+number of workers.
 
 Witness. When the search fails, it reports the deepest dead ends it reached:
 the ops linearized so far (with the spec state before each), the op whose
