@@ -98,6 +98,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -594,6 +595,7 @@ def _workers(workers: int | None, parts: list[list[LinOp]]) -> int:
         n < 2
         or "fork" not in multiprocessing.get_all_start_methods()
         or multiprocessing.current_process().daemon  # a pool worker cannot start its own
+        or threading.active_count() > 1  # forking a threaded process can deadlock the child
     ):
         return 1
     return n
@@ -678,7 +680,9 @@ def check_linearizable(
         workers: processes checking parts in parallel; None picks the number of
             idle cores (usable cores less the load average) when there are
             several parts and at least :data:`PARALLEL_MIN_OPS` ops; 1 checks
-            serially. The result does not depend on it.
+            serially. Workers are forked, so a process running other threads
+            (or a daemon process) always checks serially. The result does not
+            depend on it; ``details["workers"]`` says how many were used.
 
     Returns:
         ``Result(True)``, ``Result(False)`` with the witness in ``details``
