@@ -479,6 +479,33 @@ def _read_pins(f: str, arg: Any, ret: Any) -> Any:
     return ret if f == "read" else MISSING
 
 
+def _kv_simplify(ops: list[PartOp]) -> dict[int, Any]:
+    # An append of unknown outcome whose string no ok read contains, or a write
+    # of unknown outcome that no ok read starts with, is unneeded: once it
+    # happened every read would show it until the next write, so in any
+    # linearization that uses it only appends and writes follow it until a
+    # write resets the value, and leaving it out changes no read. (A read that
+    # contains the string by coincidence keeps the op: that only costs time.)
+    reads = [op.result for op in ops if op.f == "read" and op.required]
+    out: dict[int, Any] = {}
+    for i, op in enumerate(ops):
+        if op.required or op.f not in ("append", "write"):
+            continue
+        a = op.arg
+        if op.f == "append":
+            # (an append onto a value that is not a string fails: the value
+            # after it is always a string containing ``a``)
+            seen = not isinstance(a, str) or any(isinstance(v, str) and a in v for v in reads)
+        else:
+            seen = any(
+                v == a or (isinstance(v, str) and isinstance(a, str) and v.startswith(a))
+                for v in reads
+            )
+        if not seen:
+            out[i] = DROP
+    return out
+
+
 def _writes_unobserved(f: str, arg: Any) -> bool:
     # No read and no cas succeeds on UNOBSERVED (_register_simplify makes sure of it).
     return f == "write" and arg is UNOBSERVED
@@ -725,7 +752,7 @@ class Kv(Spec):
     echo_fs = frozenset({"write", "append"})
 
     def hints(self) -> SearchHints:
-        return SearchHints(read_only=_is_read, pinned_state=_read_pins)
+        return SearchHints(read_only=_is_read, pinned_state=_read_pins, simplify=_kv_simplify)
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "read":
