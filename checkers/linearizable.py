@@ -144,6 +144,7 @@ def _default_max_states(n_ops: int) -> int:
 _INF = math.inf
 _MAX_PATH = 200  # steps of a partial linearization kept in the details
 _MAX_RECORDS = 3  # partial linearizations of maximal length kept
+_TIME_SPENT = "time budget spent"
 
 
 @dataclass(slots=True)
@@ -505,7 +506,7 @@ def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _
                     if n_states > max_states:
                         raise _Budget(f"memory budget of {max_states} cached states spent", n_states)
                     if time.monotonic() > deadline:
-                        raise _Budget("time budget spent", n_states)
+                        raise _Budget(_TIME_SPENT, n_states)
                 continue
             if f_now:
                 done = True
@@ -623,9 +624,7 @@ def _run_parts(
     if workers <= 1:
         for i, ops in enumerate(parts):
             results[i] = r = _check_part(ops, spec, deadline, max_memory_states)
-            if r.verdict is Verdict.INVALID and not all_keys:
-                break
-            if r.verdict is Verdict.UNKNOWN and time.monotonic() > deadline:
+            if _stops(r, all_keys):
                 break
         return results
     global _JOB
@@ -633,14 +632,15 @@ def _run_parts(
     pool = multiprocessing.get_context("fork").Pool(workers)
     try:
         got: dict[int, _PartResult] = {}
+        prefix = 0  # parts 0 .. prefix-1 are all done
         for i, r in pool.imap_unordered(_run_job, range(len(parts))):
             got[i] = r
-            if not all_keys:
-                first_bad = min(
-                    (j for j, x in got.items() if x.verdict is Verdict.INVALID), default=None
-                )
-                if first_bad is not None and all(j in got for j in range(first_bad)):
+            while prefix in got:
+                if _stops(got[prefix], all_keys):
                     break
+                prefix += 1
+            if prefix < len(parts) and prefix in got:
+                break  # every part the serial order would check is done
     finally:
         _JOB = None
         pool.terminate()
@@ -649,11 +649,16 @@ def _run_parts(
     for i in range(len(parts)):
         r = got[i]
         results[i] = r
-        if r.verdict is Verdict.INVALID and not all_keys:
-            break
-        if r.verdict is Verdict.UNKNOWN and r.why == "time budget spent":
+        if _stops(r, all_keys):
             break
     return results
+
+
+def _stops(r: _PartResult, all_keys: bool) -> bool:
+    """Whether the parts after this one are left unchecked."""
+    if r.verdict is Verdict.INVALID:
+        return not all_keys
+    return r.verdict is Verdict.UNKNOWN and r.why == _TIME_SPENT
 
 
 def check_linearizable(
