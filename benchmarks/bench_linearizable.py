@@ -17,8 +17,9 @@ Three tables.
 3. **Assorted models** (``gen.generate``, linearizable by construction, and
    one mutated cas-register history that is not).
 
-Times are the median of ``--runs`` wall-clock runs (the machine may be shared:
-compare figures taken in one run). ``peak alloc`` is the peak of Python
+Times are the median of ``--runs`` runs, wall clock and CPU (this process
+plus its worker processes; unlike wall time it does not grow when other
+processes share the cores). ``peak alloc`` is the peak of Python
 allocations during one serial check (tracemalloc: it slows that run, so it is
 timed separately); ``states`` the configurations the search cached. The peak
 RSS of the whole process (and of its worker processes) is printed at the end.
@@ -59,16 +60,26 @@ def _n_info(h: History) -> int:
     return sum(1 for op in h if op.type == "info") + sum(1 for _, c in h.pairs() if c is None)
 
 
-def measure(model: str, history: History, runs: int, **kw: Any) -> tuple[float, Any]:
-    """Median wall time of ``runs`` checks, and the last result."""
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the workers)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def measure(model: str, history: History, runs: int, **kw: Any) -> tuple[float, float, Any]:
+    """Median wall time and median CPU time of ``runs`` checks, and the last result.
+
+    CPU time (workers included) does not grow when other processes share the
+    cores; wall time does."""
     spec = get_spec(model)
-    times = []
+    times, cpus = [], []
     result = None
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         result = check_linearizable(history, spec, timeout=120, **kw)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+        cpus.append(_cpu() - c0)
+    return statistics.median(times), statistics.median(cpus), result
 
 
 def peak_alloc(model: str, history: History, **kw: Any) -> int:
@@ -81,7 +92,8 @@ def peak_alloc(model: str, history: History, **kw: Any) -> int:
 
 def kv_table(seed: int, runs: int) -> Table:
     table = Table(title=f"50-client kv, one stale read (median of {runs} runs, seed {seed})")
-    for col in ("history", "how", "ops", "info", "time", "states", "peak alloc", "verdict", "bad keys"):
+    for col in ("history", "how", "ops", "info", "time", "cpu", "states", "peak alloc", "verdict",
+                "bad keys"):
         table.add_column(col, justify="left" if col in ("history", "how", "verdict") else "right")
     shapes = [
         ("2,000 ops, 10 keys, 5% info, read at mid-key", dict(p_info=0.05, at=0.5)),
@@ -96,10 +108,11 @@ def kv_table(seed: int, runs: int) -> Table:
             ("all_keys=True", {"all_keys": True}),
             ("all_keys=True, serial", {"all_keys": True, "workers": 1}),
         ):
-            med, r = measure("kv", h, runs, **kw)
+            med, cpu, r = measure("kv", h, runs, **kw)
             peak = peak_alloc("kv", h, **{k: v for k, v in kw.items() if k != "workers"})
             table.add_row(
                 name, how, str(r.details["ops"]), str(_n_info(h)), f"{med * 1000:.0f} ms",
+                f"{cpu * 1000:.0f} ms",
                 str(r.details["states"]), f"{peak / 2**20:.1f} MiB", _verdict(r.valid),
                 ", ".join(str(f["key"]) for f in r.details.get("failures", [])),
             )
@@ -109,19 +122,20 @@ def kv_table(seed: int, runs: int) -> Table:
 
 def cas_table(seed: int, n: int) -> Table:
     table = Table(title=f"{n} short cas-register histories (70-90 ops, 10-30% info), seed {seed}")
-    for col in ("", "ops", "info", "time", "states", "valid / invalid / unknown"):
+    for col in ("", "ops", "info", "time", "cpu", "states", "valid / invalid / unknown"):
         table.add_column(col, justify="right")
     # start-up: the first check imports and warms what later ones reuse
     check_linearizable(cas_register_history(seed), get_spec("cas-register"))
-    times, ops, infos, states, verdicts = [], [], [], [], []
+    times, cpus, ops, infos, states, verdicts = [], [], [], [], [], []
     for i in range(n):
         rng = random.Random(seed * 1000 + i)
         h = cas_register_history(
             seed * 1000 + i, n_ops=rng.randint(70, 90), p_info=rng.uniform(0.1, 0.3)
         )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         r = check_linearizable(h, get_spec("cas-register"), timeout=60)
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         ops.append(r.details["ops"])
         infos.append(_n_info(h))
         states.append(r.details["states"])
@@ -129,6 +143,7 @@ def cas_table(seed: int, n: int) -> Table:
     for label, pick in (("median", statistics.median), ("max", max)):
         table.add_row(
             label, str(pick(ops)), str(pick(infos)), f"{pick(times) * 1000:.2f} ms",
+            f"{pick(cpus) * 1000:.2f} ms",
             str(pick(states)),
             f"{verdicts.count(True)} / {verdicts.count(False)} / {verdicts.count('unknown')}"
             if label == "median" else "",
@@ -175,14 +190,15 @@ def assorted(seed: int):
 
 def assorted_table(seed: int, runs: int) -> Table:
     table = Table(title=f"assorted models (median of {runs} runs, seed {seed})")
-    for col in ("history", "ops", "keys", "info", "time (median)", "peak alloc", "states", "verdict"):
+    for col in ("history", "ops", "keys", "info", "time (median)", "cpu", "peak alloc", "states",
+                "verdict"):
         table.add_column(col, justify="left" if col in ("history", "verdict") else "right")
     for name, model, h in assorted(seed):
-        med, r = measure(model, h, runs)
+        med, cpu, r = measure(model, h, runs)
         peak = peak_alloc(model, h)
         table.add_row(
             name, str(r.details["ops"]), str(r.details["keys"]), str(_n_info(h)),
-            f"{med * 1000:.1f} ms", f"{peak / 2**20:.1f} MiB", str(r.details["states"]),
+            f"{med * 1000:.1f} ms", f"{cpu * 1000:.1f} ms", f"{peak / 2**20:.1f} MiB", str(r.details["states"]),
             _verdict(r.valid),
         )
     return table
