@@ -18,6 +18,15 @@ with the positions of its invocation and completion on a time line) and
 :func:`render` turns records into a :class:`History`. Tests mutate records
 (:func:`mutate`: change a value read, flip an outcome, stretch or shrink an
 interval, drop an op) to get histories of unknown verdict for the oracle.
+Mutations keep histories well formed: an ok write still repeats its
+invocation's value (only what was observed is changed).
+
+Benchmark shapes (also used by tests): :func:`kv_history` -- many concurrent
+clients doing reads, writes of unique strings and appends of unique tokens
+over several keys, timeouts, and optionally one *stale read* on one key
+(:func:`stale_read`: provably not linearizable, see its docstring);
+:func:`cas_register_history` -- short single-key cas-register runs with many
+ops of unknown outcome.
 """
 
 from __future__ import annotations
