@@ -304,3 +304,25 @@ def test_kv_with_unique_tokens_agrees_with_brute_force():
         dropped += (ok_or_unknown - reads_unknown) - kept
     assert verdicts[True] >= 50 and verdicts[False] >= 50, verdicts
     assert dropped >= 20  # the hint really was exercised
+
+
+def test_frozen_values_and_reasons_survive_the_trip_to_a_worker():
+    import pickle
+
+    from jepsenlike.checkers.specs import MISSING, UNOBSERVED
+
+    for x in (TRUE, FALSE, MISSING, UNOBSERVED):
+        assert pickle.loads(pickle.dumps(x)) is x
+    why = pickle.loads(pickle.dumps(Reason("read {} but {}", TRUE, freeze([1, True]))))
+    assert str(why) == "read true but [1, true]"
+    # booleans across the parallel path: key "b" reads 1 after true was written
+    events = []
+    for k in ("a", "b", "c"):
+        events += [(0, "invoke", "write", True, k), (0, "ok", "write", True, k),
+                   (1, "invoke", "read", None, k), (1, "ok", "read", 1 if k == "b" else True, k)]
+    h = H(*events)
+    serial = check_linearizable(h, get_spec("register"), workers=1, all_keys=True)
+    parallel = check_linearizable(h, get_spec("register"), workers=2, all_keys=True)
+    assert serial.valid is False and serial.details["key"] == "b"
+    assert serial.details["reason"] == "read 1 but the value is true"
+    assert comparable(parallel) == comparable(serial)
