@@ -270,12 +270,13 @@ def _search(ops: list[LinOp], spec: Spec, deadline: float, max_states: int) -> _
     """Run the search on one part (see the module docstring).
 
     The loop works on precompiled entries (parallel lists indexed by entry:
-    f, arg, result, bit, kind) and memoises configurations as (required
-    bitset, state), with the optional bitsets seen for each (see
-    :func:`_remember`). Measured on the kv benchmark, interning states (an int
-    id per state) and caching transitions per (state id, entry) made the
-    search slower (0.65 s -> 0.95 s CPU on the bad key): states hash once per
-    step either way (strings cache their hash), so both only added dict work.
+    f, arg, result, bit, kind, forced, pin, same) and memoises configurations
+    as (required bitset, state), with the optional bitsets seen for each.
+    Measured on the kv benchmark's bad key, interning states (an int id per
+    state) and caching transitions per (state id, entry) made the search
+    slower (0.95 s CPU with both, 0.75 s without the transition cache, 0.65 s
+    without either): a state is hashed once per step either way (strings
+    cache their hash), so both only added dict work.
     """
     hints = spec.hints()
     # Entries: one call per op, one return per required op, in time order.
