@@ -18,6 +18,15 @@ with the positions of its invocation and completion on a time line) and
 :func:`render` turns records into a :class:`History`. Tests mutate records
 (:func:`mutate`: change a value read, flip an outcome, stretch or shrink an
 interval, drop an op) to get histories of unknown verdict for the oracle.
+Mutations keep histories well formed: an ok write still repeats its
+invocation's value (only what was observed is changed).
+
+Benchmark shapes (also used by tests): :func:`kv_history` -- many concurrent
+clients doing reads, writes of unique strings and appends of unique tokens
+over several keys, timeouts, and optionally one *stale read* on one key
+(:func:`stale_read`: provably not linearizable, see its docstring);
+:func:`cas_register_history` -- short single-key cas-register runs with many
+ops of unknown outcome.
 """
 
 from __future__ import annotations
@@ -29,7 +38,17 @@ from typing import Any
 from jepsenlike.checkers.specs import Spec, freeze, get_spec, key_arg, thaw
 from jepsenlike.history import History, Op
 
-__all__ = ["MODELS", "OpRecord", "generate", "mutate", "render", "simulate"]
+__all__ = [
+    "MODELS",
+    "OpRecord",
+    "cas_register_history",
+    "generate",
+    "kv_history",
+    "mutate",
+    "render",
+    "simulate",
+    "stale_read",
+]
 
 MODELS = ("register", "cas-register", "kv", "mutex", "set", "queue", "list-append", "multi-register")
 
@@ -56,9 +75,12 @@ class OpRecord:
 class _Ops:
     """Draws random invocations for one model."""
 
-    def __init__(self, model: str, rng: random.Random, keys: list[Any], values: int) -> None:
+    def __init__(
+        self, model: str, rng: random.Random, keys: list[Any], values: int, mix: Any = None
+    ) -> None:
         self.model, self.rng, self.keys, self.values = model, rng, keys, values
         self.counter = 0
+        self.mix = mix  # kv with unique tokens: (p_read, p_write); None for the default draw
 
     def unique(self) -> int:
         self.counter += 1
@@ -74,6 +96,13 @@ class _Ops:
             return rng.choice(
                 [("read", key, None), ("write", key, v), ("cas", key, [v, rng.randrange(self.values)])]
             )
+        if m == "kv" and self.mix is not None:
+            r = rng.random()
+            if r < self.mix[0]:
+                return "read", key, None
+            if r < self.mix[0] + self.mix[1]:
+                return "write", key, f"w{self.unique()}"
+            return "append", key, f" {self.unique()}"
         if m == "kv":
             return rng.choice(
                 [("read", key, None), ("write", key, "ab"[v % 2]), ("append", key, "xyz"[v % 3])]
@@ -151,6 +180,7 @@ def simulate(
     p_never: float = 0.3,
     values: int = 4,
     init: Any = None,
+    kv_mix: tuple[float, float] | None = None,
 ) -> list[OpRecord]:
     """Records of a linearizable run of ``n_ops`` ops by ``processes`` concurrent processes.
 
@@ -159,10 +189,13 @@ def simulate(
         p_fail: chance that an op completes with ``fail`` before taking effect.
         p_never: chance that an op still running at the end never completes.
         keys: the keys ops address (default: one key, ``None``).
+        kv_mix: for ``kv``, ``(p_read, p_write)``: reads, writes of unique
+            strings and appends of unique tokens in these proportions (the rest
+            appends); None draws from a few short values.
     """
     spec = get_spec(model, init)
     keys = [None] if keys is None else keys
-    draw = _Ops(model, rng, keys, values)
+    draw = _Ops(model, rng, keys, values, kv_mix)
     states: dict[Any, Any] = {}
 
     def take_effect(rec: OpRecord) -> tuple[bool, Any]:
@@ -269,6 +302,88 @@ def generate(model: str, seed: int, **kw: Any) -> History:
     return render(simulate(model, random.Random(seed), **kw), f"<{model} seed={seed}>")
 
 
+def stale_read(records: list[OpRecord], key: Any, at: float = 0.5) -> list[OpRecord] | None:
+    """A copy of kv ``records`` where one ok read of ``key`` returns a stale value.
+
+    The read R gets the value of an earlier ok read R0 although an ok append W
+    ran entirely between them (R0 returned before W was invoked, W returned
+    before R was invoked). With unique append tokens (``simulate(kv_mix=...)``)
+    this is provably not linearizable: W's token is in the value from W's
+    point on, a value without it could only come back by repeating a write or
+    append, and each op happens once. R is the candidate read nearest to
+    fraction ``at`` of the key's ops. None when the key has no such triple.
+    """
+    ops = [i for i, r in enumerate(records) if r.key == key]
+    reads = [i for i in ops if records[i].f == "read" and records[i].outcome == "ok"]
+    appends = [i for i in ops if records[i].f == "append" and records[i].outcome == "ok"]
+    best: tuple[float, int, int] | None = None
+    for pos, i in enumerate(ops):
+        r = records[i]
+        if r.f != "read" or r.outcome != "ok":
+            continue
+        ws = [w for w in appends if records[w].ret is not None and records[w].ret < r.call]
+        if not ws:
+            continue
+        w = max(ws, key=lambda j: records[j].ret or 0.0)
+        r0s = [
+            j for j in reads
+            if j != i and records[j].ret is not None and records[j].ret < records[w].call
+            and records[j].result != r.result
+        ]
+        if not r0s:
+            continue
+        r0 = max(r0s, key=lambda j: records[j].ret or 0.0)
+        score = abs(pos / max(1, len(ops) - 1) - at)
+        if best is None or score < best[0]:
+            best = (score, i, r0)
+    if best is None:
+        return None
+    out = [replace(r) for r in records]
+    out[best[1]].result = records[best[2]].result
+    return out
+
+
+def kv_history(
+    seed: int,
+    *,
+    clients: int = 50,
+    n_ops: int = 2_000,
+    n_keys: int = 10,
+    p_info: float = 0.05,
+    bad_key: Any = 0,
+    at: float = 0.5,
+) -> History:
+    """A Jepsen-like kv run: ``clients`` concurrent clients, reads, unique writes and
+    appends over ``n_keys`` keys, timeouts (``info``) with probability ``p_info``;
+    with ``bad_key`` not None, that key gets one stale read (:func:`stale_read`), so
+    exactly that key is not linearizable. The shape of Porcupine's 50-client kv test."""
+    rng = random.Random(seed)
+    keys = list(range(n_keys))
+    for _ in range(100):
+        recs = simulate(
+            "kv", rng, n_ops=n_ops, processes=clients, keys=keys, p_info=p_info,
+            p_fail=0.0, p_never=0.1, kv_mix=(0.5, 0.1),
+        )
+        if bad_key is None:
+            return render(recs, f"<kv seed={seed}>")
+        bad = stale_read(recs, bad_key, at)
+        if bad is not None:
+            return render(bad, f"<kv seed={seed} stale read on key {bad_key}>")
+    raise ValueError(f"no stale read could be placed on key {bad_key!r}; use more ops")
+
+
+def cas_register_history(
+    seed: int, *, n_ops: int = 80, clients: int = 5, p_info: float = 0.2, values: int = 5
+) -> History:
+    """A short single-key cas-register run like Jepsen's etcd tests: ``clients``
+    clients, each timeout (``info``) retiring its process, so ops of unknown
+    outcome pile up as concurrent with everything after them."""
+    return generate(
+        "cas-register", seed, n_ops=n_ops, processes=clients, p_info=p_info, p_fail=0.1,
+        values=values,
+    )
+
+
 def mutate(records: list[OpRecord], rng: random.Random, values: int = 4) -> list[OpRecord]:
     """A copy of ``records`` with one random change that may break linearizability."""
     for _ in range(20):
@@ -287,9 +402,11 @@ def _mutate_once(records: list[OpRecord], rng: random.Random, values: int) -> li
     how = rng.choice(["result", "result", "outcome", "arg", "stretch", "shrink", "drop", "swap"])
     if how in ("result", "arg") and r.f in ("acquire", "release"):
         r.f = "release" if r.f == "acquire" else "acquire"
-    elif how == "result" and r.outcome == "ok":
+    elif how == "result" and r.outcome == "ok" and r.f in ("read", "dequeue", "txn"):
+        # only what was observed: an ok write repeats its invocation's value
+        # (a history where it does not is malformed, see Spec.check_completion)
         if r.f == "txn":
-            r.result = _perturb_txn(r.result, rng, values)
+            r.result = _perturb_txn(r.result, rng, values, reads_only=True)
         else:
             r.result = _perturb(r.result, rng, values)
     elif how == "outcome":
@@ -299,9 +416,14 @@ def _mutate_once(records: list[OpRecord], rng: random.Random, values: int) -> li
         r.outcome = new
         if new is not None and r.ret is None:
             r.ret = max(x.call for x in recs) + rng.random()
-    elif how == "arg" and r.arg is not None:
+    elif how in ("arg", "result") and r.arg is not None:
         r.arg = _perturb_txn(r.arg, rng, values) if r.f == "txn" else _perturb(r.arg, rng, values)
-        if r.outcome == "ok" and r.f not in ("read", "dequeue", "txn"):
+        if r.outcome == "ok" and r.f == "txn" and r.result is not None:
+            r.result = [
+                list(a) if a[0] not in ("r", "read") else list(m)
+                for a, m in zip(r.arg, r.result, strict=True)
+            ]
+        elif r.outcome == "ok" and r.f not in ("read", "dequeue"):
             r.result = r.arg
     elif how == "stretch":
         r.call = r.call - rng.random() * 3
@@ -321,11 +443,14 @@ def _mutate_once(records: list[OpRecord], rng: random.Random, values: int) -> li
     return recs
 
 
-def _perturb_txn(mops: Any, rng: random.Random, values: int) -> Any:
+def _perturb_txn(mops: Any, rng: random.Random, values: int, reads_only: bool = False) -> Any:
     if not mops:
         return mops
     out = [list(m) for m in mops]
-    m = out[rng.randrange(len(out))]
+    pick = [m for m in out if not reads_only or m[0] in ("r", "read")]
+    if not pick:
+        return out
+    m = pick[rng.randrange(len(pick))]
     m[2] = _perturb(m[2], rng, values)
     return out
 

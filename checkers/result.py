@@ -9,6 +9,7 @@ and an undecided part keeps the rest from claiming validity.
 
 from __future__ import annotations
 
+import enum
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,30 @@ from typing import Any, Literal
 
 Validity = bool | Literal["unknown"]
 UNKNOWN: Literal["unknown"] = "unknown"
+
+
+class Verdict(enum.Enum):
+    """A checker's verdict inside the checker; :attr:`validity` is what ``Result.valid`` holds."""
+
+    VALID = True
+    INVALID = False
+    UNKNOWN = UNKNOWN
+
+    @property
+    def validity(self) -> Validity:
+        """``True``, ``False`` or ``"unknown"``."""
+        return self.value
+
+    @classmethod
+    def of(cls, valid: Validity) -> Verdict:
+        """The verdict for a ``Result.valid`` value."""
+        if valid is True:
+            return cls.VALID
+        if valid is False:
+            return cls.INVALID
+        if valid == UNKNOWN:
+            return cls.UNKNOWN
+        raise ValueError(f"not a verdict: {valid!r}; expected True, False or 'unknown'")
 
 
 @dataclass

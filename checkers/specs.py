@@ -3,14 +3,21 @@
 Theory of operation
 -------------------
 A linearizability checker needs to know which sequential executions of a
-datatype are legal. A :class:`Spec` says so with three pure functions:
+datatype are legal. A :class:`Spec` says so with pure functions:
 
 * ``init()`` -- the state before any operation;
 * ``step(state, f, arg, ret)`` -- apply one operation to a state and answer
   ``(True, next_state)`` when the operation could have happened there, or
   ``(False, reason)`` when it could not ("can't CAS 3 from 1 to 2", "read 5 but
-  the value is 3");
-* ``describe_state(state)`` -- a JSON value a person can read.
+  the value is 3"; a ``str`` or a lazily worded :class:`Reason`);
+* ``describe_state(state)`` / ``describe_op(f, arg, ret)`` -- what a person reads;
+* ``hints()`` -- optional :class:`SearchHints`, by name (``read_only``,
+  ``absorbing``, ``simplify``, ``order``, ``pinned_state``), that make the
+  search faster and never change a verdict (the oracle tests run the search
+  with them against a brute-force checker without them).
+
+``partition``, ``check_op`` and ``check_completion`` say how a history maps
+onto the spec (which ops are independent, which are malformed).
 
 ``f`` is the op's function, ``arg`` the value of its invocation and ``ret``
 the value of its ``ok`` completion, or :data:`MISSING` when the outcome is not
@@ -18,6 +25,17 @@ known (an ``info`` completion, or an invocation that never completed). Every
 value reaching a spec is *frozen* by :func:`freeze` (JSON arrays become tuples,
 objects become :class:`FrozenMap`, sets become frozensets) so that states are
 hashable and can be memoised by the search; states are never mutated.
+
+JSON values. ``true`` is not ``1``: Python's ``True == 1`` and ``hash(True) ==
+hash(1)`` would make a register holding ``true`` accept a read of ``1`` and
+merge the two states in the search's memo, so :func:`freeze` turns booleans
+into :data:`TRUE`/:data:`FALSE`, equal only to themselves (keys too: key
+``true`` and key ``1`` are two objects). Numbers keep Python's equality (``1``
+and ``1.0`` are one value). An ``ok`` write, cas, append, add or enqueue must
+complete with the value it was invoked with, and an ``ok`` txn with the same
+micro-ops and written values (reads filled in): anything else is refused as a
+malformed history (:meth:`Spec.check_completion`, one line naming the op)
+rather than guessed at; ``info`` and ``fail`` completions' values are ignored.
 
 Value conventions (see ``docs/history-format.md``): a read is invoked with
 ``null`` and completes with the value read; a write carries the value; a cas
@@ -42,7 +60,8 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from jepsenlike.errors import ConfigError
 from jepsenlike.history import History, Op
@@ -54,16 +73,22 @@ __all__ = [
     "Replace",
     "SPECS",
     "CasRegister",
+    "FALSE",
     "FrozenMap",
+    "JsonBool",
     "Kv",
     "ListAppend",
     "MultiRegister",
     "Mutex",
     "Queue",
+    "Reason",
+    "PartOp",
     "Register",
+    "SearchHints",
     "SetSpec",
     "Spec",
     "StepResult",
+    "TRUE",
     "freeze",
     "get_spec",
     "key_arg",
@@ -117,8 +142,45 @@ class FrozenMap(dict):
         return f"FrozenMap({dict.__repr__(self)})"
 
 
+class JsonBool:
+    """JSON ``true``/``false`` once frozen: never equal to, nor hashed like, ``1``/``0``.
+
+    Python has ``True == 1`` and ``hash(True) == hash(1)``, so a register that
+    held ``true`` would accept a read of ``1`` and the search would merge the
+    two states. :func:`freeze` maps the two booleans to :data:`TRUE` and
+    :data:`FALSE`, which equal only themselves; :func:`thaw` maps them back.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __bool__(self) -> bool:
+        return self.value
+
+    def __repr__(self) -> str:
+        return "TRUE" if self.value else "FALSE"
+
+    def __reduce__(self) -> str:
+        return repr(self)
+
+
+TRUE: Any = JsonBool(True)
+"""Frozen JSON ``true``."""
+FALSE: Any = JsonBool(False)
+"""Frozen JSON ``false``."""
+
+
 def freeze(v: Any) -> Any:
-    """A hashable copy of a JSON-like value (lists -> tuples, dicts -> FrozenMap)."""
+    """A hashable copy of a JSON-like value (lists -> tuples, dicts -> FrozenMap,
+    booleans -> :data:`TRUE`/:data:`FALSE`, so that ``true`` is not ``1``).
+
+    Numbers keep Python's equality: ``1`` and ``1.0`` are the same value."""
+    if v is True:
+        return TRUE
+    if v is False:
+        return FALSE
     if isinstance(v, (list, tuple)):
         return tuple(freeze(x) for x in v)
     if isinstance(v, dict):
@@ -132,6 +194,8 @@ def thaw(v: Any) -> Any:
     """The JSON-serialisable form of a frozen value (sets become sorted lists)."""
     if v is UNOBSERVED:
         return "<a value nobody reads>"
+    if type(v) is JsonBool:
+        return v.value
     if isinstance(v, tuple):
         return [thaw(x) for x in v]
     if isinstance(v, dict):
@@ -160,22 +224,102 @@ def show(v: Any) -> str:
         return repr(v)
 
 
+class PartOp(NamedTuple):
+    """One op of a part, as search hints see it (fields by name, never by position)."""
+
+    f: str
+    arg: Any
+    result: Any  # MISSING when the outcome is unknown
+    required: bool  # True for ok ops; False for info / never completed
+    call: int  # history index of the invocation
+    ret: float  # history index of the completion; +inf for ops of unknown outcome
+
+
+@dataclass(frozen=True)
+class SearchHints:
+    """Optional, named hints that make the search faster; none changes a verdict.
+
+    Attributes:
+        read_only: ``(f, arg) -> bool``: the op never changes the state. Such an
+            op of unknown outcome is dropped, and a required one that can go next
+            goes next (its siblings are not tried).
+        absorbing: ``(f, arg) -> bool``: the op leads only to states from which
+            nothing but such ops and blind overwrites can go on (a write of a
+            value nobody reads): where it leaves the state unchanged it goes next.
+        simplify: ``(ops: list[PartOp]) -> {position: DROP | Replace}``: ops of
+            unknown outcome no linearization needs (DROP), or an equivalent
+            simpler arg/result (:class:`Replace`), e.g. a value nobody observes
+            replaced by :data:`UNOBSERVED` so that states differing only in such
+            values become one state. Witnesses are replayed with the real values.
+        order: ``(ops: list[PartOp]) -> list[float]``: a number per op; of the
+            ops that could be linearized next the search tries lower numbers
+            first (default: call order).
+        pinned_state: ``(f, arg, result) -> state or MISSING``: for a
+            read-only op that can go exactly when the state equals one value
+            (a read of a register returns the whole value), that state; the
+            search then compares states instead of calling ``step``. MISSING
+            for other ops. Must agree with ``step``.
+    """
+
+    read_only: Callable[[str, Any], bool] | None = None
+    absorbing: Callable[[str, Any], bool] | None = None
+    simplify: Callable[[list[PartOp]], dict[int, Any]] | None = None
+    order: Callable[[list[PartOp]], list[float]] | None = None
+    pinned_state: Callable[[str, Any, Any], Any] | None = None
+
+
+class Reason:
+    """Why ``step`` refused an op: a format string and values, put into words
+    (values as JSON, via :func:`show`) only when read. The search asks
+    ``step`` millions of times and reads a handful of reasons.
+
+    ``str(reason)`` is the text; a reason equals its text.
+    """
+
+    __slots__ = ("args", "fmt")
+
+    def __init__(self, fmt: str, *args: Any) -> None:
+        self.fmt = fmt
+        self.args = args
+
+    def __str__(self) -> str:
+        return self.fmt.format(*(show(a) for a in self.args))
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (str, Reason)):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
 class Spec:
-    """A sequential specification. Subclasses set ``name`` and ``fs`` and define ``step``.
+    """A sequential specification: ``init``, ``step``, ``describe_state``/``describe_op``,
+    and optional :class:`SearchHints` from :meth:`hints`.
+
+    Subclasses set ``name`` and ``fs`` and define ``step``; ``partition``,
+    ``check_op`` and ``check_completion`` say how a history maps onto the spec.
 
     Attributes:
         name: the model name used on the command line.
         fs: the op functions this spec understands.
         keyed: True when each op addresses one independent object named by its
             ``key``; False when the state is a map over keys (txn specs).
-        read_only_fs: functions that never change the state; an op of one of
-            these whose outcome is unknown constrains nothing and is dropped.
+        read_only_fs: functions that never change the state (the default
+            ``read_only`` hint, and how ``describe_op`` shows them).
+        echo_fs: functions whose ``ok`` completion must carry the invocation's
+            value (a write completes with the value written).
     """
 
     name: str = ""
     fs: frozenset[str] = frozenset()
     keyed: bool = True
     read_only_fs: frozenset[str] = frozenset({"read"})
+    echo_fs: frozenset[str] = frozenset()
     default_init: Any = None
 
     def __init__(self, init: Any = None) -> None:
@@ -190,42 +334,17 @@ class Spec:
         return self._init
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
-        """Apply one op; ``(True, next_state)`` or ``(False, reason)``."""
+        """Apply one op; ``(True, next_state)`` or ``(False, reason)``, the reason a
+        ``str`` or a :class:`Reason` (cheaper: worded only when shown)."""
         raise NotImplementedError
 
-    def is_read_only(self, f: str, arg: Any) -> bool:
-        """True if the op cannot change the state whatever happened (then an
-        unknown outcome constrains nothing)."""
-        return f in self.read_only_fs
-
-    def is_absorbing(self, f: str, arg: Any) -> bool:
-        """True if the op leads only to states from which nothing but such ops
-        and blind overwrites can go on (a write of a value nobody reads): then,
-        where it leaves the state unchanged, it may go first. Default: False."""
-        return False
-
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
-        """Ops that can be left out, or given an equivalent simpler arg, by position.
-
-        ``ops`` are one part's ``(f, arg, ret, required, call, return)`` (call and
-        return as history indices; return is +inf for ops of unknown outcome). Returns
-        ``{position: DROP}`` for an op of unknown outcome that no linearization
-        needs (a write of a value that nobody reads only makes linearizations
-        harder), or ``{position: Replace(arg, ret)}`` to replace an op's arg
-        (and result), e.g. a value
-        nobody observes by :data:`UNOBSERVED` (so that states differing only in
-        such values become one state), or a dequeue's by the elements it must
-        not take (see :class:`Queue`). Whatever it returns must leave the
-        verdict unchanged; it only makes the search smaller. Default: nothing.
-        """
-        return {}
-
-    def order_hints(self, ops: list[tuple[str, Any, Any, bool, int]]) -> list[float] | None:
-        """Optional search order: for one part's ``(f, arg, ret, required, call)``,
-        a number per op; of the ops that could be linearized next, the search
-        tries lower numbers first. Only speed depends on it. Default: None
-        (call order, which needs no sorting)."""
-        return None
+    def hints(self) -> SearchHints:
+        """Search hints (see :class:`SearchHints`). Default: ops in ``read_only_fs``
+        are read-only; nothing else."""
+        if not self.read_only_fs:
+            return SearchHints()
+        fs = self.read_only_fs
+        return SearchHints(read_only=lambda f, arg: f in fs)
 
     def op_keys(self, op: Op) -> tuple[Hashable, ...]:
         """The keys an op touches (for partitioning)."""
@@ -262,6 +381,22 @@ class Spec:
             return (
                 f"model {self.name!r} has no op f={op.f!r} "
                 f"(it knows {', '.join(sorted(self.fs))})"
+            )
+        return None
+
+    def check_completion(self, inv: Op, comp: Op) -> str | None:
+        """A problem with an ``ok`` completion, or None.
+
+        An op in ``echo_fs`` (a write, a cas, an append, an add, an enqueue)
+        must complete with the value it was invoked with: a write of ``1``
+        that completes ok with ``2`` is refused as a malformed history rather
+        than guessed at (Knossos would take the completion's value; Jepsen's
+        clients never produce it). Values compare as JSON (``true`` is not ``1``).
+        """
+        if inv.f in self.echo_fs and freeze(comp.value) != freeze(inv.value):
+            return (
+                f"{inv.f} invoked with {show(freeze(inv.value))} completed ok with "
+                f"{show(freeze(comp.value))}; an ok {inv.f} must repeat its invocation's value"
             )
         return None
 
@@ -317,42 +452,88 @@ class Register(Spec):
     name = "register"
     fs = frozenset({"read", "write"})
 
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
-        # A value is observed when an ok read returns it or some cas expects it.
-        # Setting the register to a value nobody observes can only be undone by
-        # a later write, so such a write (or cas) of unknown outcome is unneeded.
-        # A required write of such a value leaves a state in which no read or
-        # cas can succeed until the next write, whatever the value: all such
-        # values are one (UNOBSERVED).
-        observed = {ret for f, _, ret, req, *_ in ops if f == "read" and req}
-        observed.update(arg[0] for f, arg, _, _, *_ in ops if f == "cas")
-        out: dict[int, Any] = {}
-        for i, (f, arg, _, req, *_) in enumerate(ops):
-            if f not in ("write", "cas"):
-                continue
-            new = arg if f == "write" else arg[1]
-            if not _hashable(new) or new in observed:
-                continue
-            if not req:
-                out[i] = DROP
-            else:
-                # the result too, so that all such writes are interchangeable
-                new_arg = UNOBSERVED if f == "write" else (arg[0], UNOBSERVED)
-                out[i] = Replace(new_arg, new_arg)
-        return out
+    echo_fs = frozenset({"write"})
 
-    def is_absorbing(self, f: str, arg: Any) -> bool:
-        # No read and no cas succeeds on UNOBSERVED (simplify makes sure of it).
-        return f == "write" and arg is UNOBSERVED
+    def hints(self) -> SearchHints:
+        return SearchHints(
+            read_only=_is_read, absorbing=_writes_unobserved, simplify=_register_simplify,
+            pinned_state=_read_pins,
+        )
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "read":
             if ret is MISSING or ret == state:
                 return True, state
-            return False, f"read {show(ret)} but the value is {show(state)}"
+            return False, Reason("read {} but the value is {}", ret, state)
         if f == "write":
             return True, arg
         return False, f"unknown op {f!r}"
+
+
+def _is_read(f: str, arg: Any) -> bool:
+    return f == "read"
+
+
+def _read_pins(f: str, arg: Any, ret: Any) -> Any:
+    # an ok read of a whole register goes exactly where the value is what it read
+    return ret if f == "read" else MISSING
+
+
+def _kv_simplify(ops: list[PartOp]) -> dict[int, Any]:
+    # An append of unknown outcome whose string no ok read contains, or a write
+    # of unknown outcome that no ok read starts with, is unneeded: once it
+    # happened every read would show it until the next write, so in any
+    # linearization that uses it only appends and writes follow it until a
+    # write resets the value, and leaving it out changes no read. (A read that
+    # contains the string by coincidence keeps the op: that only costs time.)
+    reads = [op.result for op in ops if op.f == "read" and op.required]
+    out: dict[int, Any] = {}
+    for i, op in enumerate(ops):
+        if op.required or op.f not in ("append", "write"):
+            continue
+        a = op.arg
+        if op.f == "append":
+            # (an append onto a value that is not a string fails: the value
+            # after it is always a string containing ``a``)
+            seen = not isinstance(a, str) or any(isinstance(v, str) and a in v for v in reads)
+        else:
+            seen = any(
+                v == a or (isinstance(v, str) and isinstance(a, str) and v.startswith(a))
+                for v in reads
+            )
+        if not seen:
+            out[i] = DROP
+    return out
+
+
+def _writes_unobserved(f: str, arg: Any) -> bool:
+    # No read and no cas succeeds on UNOBSERVED (_register_simplify makes sure of it).
+    return f == "write" and arg is UNOBSERVED
+
+
+def _register_simplify(ops: list[PartOp]) -> dict[int, Any]:
+    # A value is observed when an ok read returns it or some cas expects it.
+    # Setting the register to a value nobody observes can only be undone by
+    # a later write, so such a write (or cas) of unknown outcome is unneeded.
+    # A required write of such a value leaves a state in which no read or
+    # cas can succeed until the next write, whatever the value: all such
+    # values are one (UNOBSERVED).
+    observed = {op.result for op in ops if op.f == "read" and op.required}
+    observed.update(op.arg[0] for op in ops if op.f == "cas")
+    out: dict[int, Any] = {}
+    for i, op in enumerate(ops):
+        if op.f not in ("write", "cas"):
+            continue
+        new = op.arg if op.f == "write" else op.arg[1]
+        if not _hashable(new) or new in observed:
+            continue
+        if not op.required:
+            out[i] = DROP
+        else:
+            # the result too, so that all such writes are interchangeable
+            new_arg = UNOBSERVED if op.f == "write" else (op.arg[0], UNOBSERVED)
+            out[i] = Replace(new_arg, new_arg)
+    return out
 
 
 class CasRegister(Register):
@@ -360,13 +541,14 @@ class CasRegister(Register):
 
     name = "cas-register"
     fs = frozenset({"read", "write", "cas"})
+    echo_fs = frozenset({"write", "cas"})
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "cas":
             old, new = arg
             if state == old:
                 return True, new
-            return False, f"can't CAS {show(state)} from {show(old)} to {show(new)}"
+            return False, Reason("can't CAS {} from {} to {}", state, old, new)
         return Register.step(self, state, f, arg, ret)
 
     def check_op(self, op: Op) -> str | None:
@@ -400,8 +582,11 @@ class MultiRegister(Spec):
             )
         return init
 
-    def is_read_only(self, f: str, arg: Any) -> bool:
-        return all(m[0] in ("r", "read") for m in arg)
+    def hints(self) -> SearchHints:
+        return SearchHints(read_only=_txn_reads_only)
+
+    def check_completion(self, inv: Op, comp: Op) -> str | None:
+        return _check_txn_completion(inv, comp, ("w", "write"))
 
     def op_keys(self, op: Op) -> tuple[Hashable, ...]:
         return tuple(freeze(m[1]) for m in op.value)
@@ -420,7 +605,7 @@ class MultiRegister(Spec):
                     continue
                 cur = state.get(k)
                 if cur != v:
-                    return False, f"read {show(v)} from key {show(k)} but the value is {show(cur)}"
+                    return False, Reason("read {} from key {} but the value is {}", v, k, cur)
             else:
                 state = state.set(k, v)
         return True, state
@@ -430,13 +615,13 @@ class MultiRegister(Spec):
 
 
 DROP: Any = object()
-"""Returned by :meth:`Spec.simplify` for an op to leave out."""
+"""Returned by :attr:`SearchHints.simplify` for an op to leave out."""
 
 _KEEP: Any = object()
 
 
 class Replace:
-    """Returned by :meth:`Spec.simplify`: the op's new arg (and result, if given)."""
+    """Returned by :attr:`SearchHints.simplify`: the op's new arg (and result, if given)."""
 
     __slots__ = ("arg", "ret")
 
@@ -462,7 +647,7 @@ class _Unobserved:
 
 
 UNOBSERVED: Any = _Unobserved()
-"""Stands for every value that no op ever observes (see :meth:`Spec.simplify`)."""
+"""Stands for every value that no op ever observes (see :attr:`SearchHints.simplify`)."""
 
 
 class _Taken(frozenset):
@@ -499,6 +684,42 @@ class _AfterUnknownDequeue:
         return hash(("after-unknown-dequeue", self.queue))
 
 
+def _set_pins(f: str, arg: Any, ret: Any) -> Any:
+    if f == "read" and isinstance(ret, (tuple, frozenset)):
+        return frozenset(ret)
+    return MISSING
+
+
+def _list_reads_only(f: str, arg: Any) -> bool:
+    if f == "txn":
+        return all(m[0] in ("r", "read") for m in arg)
+    return f == "read"
+
+
+def _check_txn_completion(inv: Op, comp: Op, write_fs: tuple[str, ...]) -> str | None:
+    """An ok txn completes with the same micro-ops, reads filled in, writes unchanged."""
+    mine, theirs = inv.value, comp.value
+    if not isinstance(theirs, (list, tuple)) or len(theirs) != len(mine):
+        return (
+            f"txn invoked with {len(mine)} micro-ops completed ok with {show(freeze(theirs))}; "
+            "an ok txn must list the same micro-ops, reads filled in"
+        )
+    for m, c in zip(mine, theirs, strict=True):
+        bad = not isinstance(c, (list, tuple)) or len(c) != 3 or freeze(c[:2]) != freeze(m[:2])
+        if not bad and m[0] in write_fs:
+            bad = freeze(c[2]) != freeze(m[2])
+        if bad:
+            return (
+                f"txn micro-op {show(freeze(m))} completed ok as {show(freeze(c))}; an ok txn "
+                "must repeat each micro-op's f, key and written value"
+            )
+    return None
+
+
+def _txn_reads_only(f: str, arg: Any) -> bool:
+    return f == "txn" and all(m[0] in ("r", "read") for m in arg)
+
+
 def _hashable(v: Any) -> bool:
     try:
         hash(v)
@@ -528,19 +749,23 @@ class Kv(Spec):
 
     name = "kv"
     fs = frozenset({"read", "write", "append"})
+    echo_fs = frozenset({"write", "append"})
+
+    def hints(self) -> SearchHints:
+        return SearchHints(read_only=_is_read, pinned_state=_read_pins, simplify=_kv_simplify)
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "read":
             if ret is MISSING or ret == state:
                 return True, state
-            return False, f"read {show(ret)} but the value is {show(state)}"
+            return False, Reason("read {} but the value is {}", ret, state)
         if f == "write":
             return True, arg
         if f == "append":
             if state is None:
                 return True, arg
             if not isinstance(state, str) or not isinstance(arg, str):
-                return False, f"can't append {show(arg)} to {show(state)}: both must be strings"
+                return False, Reason("can't append {} to {}: both must be strings", arg, state)
             return True, state + arg
         return False, f"unknown op {f!r}"
 
@@ -554,9 +779,11 @@ class Mutex(Spec):
     default_init = False
 
     def coerce_init(self, init: Any) -> Any:
-        if not isinstance(init, bool):
-            raise ConfigError(f"--init for mutex must be true (held) or false, got {init!r}")
-        return init
+        if type(init) is not JsonBool:
+            raise ConfigError(
+                f"--init for mutex must be true (held) or false, got {show(init)}"
+            )
+        return init.value
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         if f == "acquire":
@@ -584,15 +811,20 @@ class SetSpec(Spec):
             raise ConfigError(f"--init for set must be a JSON list, got {thaw(init)!r}")
         return frozenset(init)
 
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
+    echo_fs = frozenset({"add"})
+
+    def hints(self) -> SearchHints:
+        return SearchHints(read_only=_is_read, simplify=self._simplify, pinned_state=_set_pins)
+
+    def _simplify(self, ops: list[PartOp]) -> dict[int, Any]:
         # An element no ok read contains can only be added after the last read.
         seen: set[Any] = set()
-        for f, _, ret, req, *_ in ops:
-            if f == "read" and req and isinstance(ret, (tuple, frozenset)):
-                seen.update(ret)
+        for op in ops:
+            if op.f == "read" and op.required and isinstance(op.result, (tuple, frozenset)):
+                seen.update(op.result)
         return {
-            i: DROP for i, (f, arg, _, req, *_) in enumerate(ops)
-            if not req and f == "add" and _hashable(arg) and arg not in seen
+            i: DROP for i, op in enumerate(ops)
+            if not op.required and op.f == "add" and _hashable(op.arg) and op.arg not in seen
         }
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
@@ -604,7 +836,7 @@ class SetSpec(Spec):
             seen = frozenset(ret) if isinstance(ret, (tuple, frozenset)) else ret
             if seen == state:
                 return True, state
-            return False, f"read {show(seen)} but the set is {show(state)}"
+            return False, Reason("read {} but the set is {}", seen, state)
         return False, f"unknown op {f!r}"
 
 
@@ -625,7 +857,12 @@ class Queue(Spec):
             raise ConfigError(f"--init for queue must be a JSON list, got {thaw(init)!r}")
         return init
 
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
+    echo_fs = frozenset({"enqueue"})
+
+    def hints(self) -> SearchHints:
+        return SearchHints(simplify=self._simplify, order=self._order)
+
+    def _simplify(self, ops: list[PartOp]) -> dict[int, Any]:
         # An element no ok dequeue returns is either never removed (then leaving
         # it out changes no ok result) or removed by a dequeue of unknown outcome
         # (leave both out): its enqueue of unknown outcome is unneeded.
@@ -634,13 +871,13 @@ class Queue(Spec):
         # those elements as its arg and refuses to take them.
         enq: Counter[Any] = Counter()
         deq: Counter[Any] = Counter()
-        for f, arg, ret, req, *_ in ops:
-            if not _hashable(arg if f == "enqueue" else ret):
+        for op in ops:
+            if not _hashable(op.arg if op.f == "enqueue" else op.result):
                 return {}
-            if f == "enqueue":
-                enq[arg] += 1
-            elif req and ret is not None:
-                deq[ret] += 1
+            if op.f == "enqueue":
+                enq[op.arg] += 1
+            elif op.required and op.result is not None:
+                deq[op.result] += 1
         # Elements no ok dequeue returns are all alike (UNOBSERVED): the order
         # of their enqueues then makes no difference to the state.
         out: dict[int, Any] = {}
@@ -650,33 +887,34 @@ class Queue(Spec):
         # in the queue whose dequeue began after x's dequeue returned (x would
         # come out after y), so the search need not find that out later.
         deq_span = {
-            ret: (call, ret_at) for f, _, ret, req, call, ret_at in ops
-            if f == "dequeue" and req and ret is not None and deq[ret] == 1 and enq[ret] == 1
+            op.result: (op.call, op.ret) for op in ops
+            if op.f == "dequeue" and op.required and op.result is not None
+            and deq[op.result] == 1 and enq[op.result] == 1
         }
         began = {x: span[0] for x, span in deq_span.items()}
-        for i, (f, arg, _, req, *_) in enumerate(ops):
-            if f == "enqueue" and arg not in deq:
-                out[i] = Replace(UNOBSERVED, UNOBSERVED) if req else DROP
-            elif f == "enqueue" and arg in deq_span:
-                out[i] = Replace(_Enqueue(arg, deq_span[arg][1], began))
-            elif f == "dequeue" and not req:
+        for i, op in enumerate(ops):
+            if op.f == "enqueue" and op.arg not in deq:
+                out[i] = Replace(UNOBSERVED, UNOBSERVED) if op.required else DROP
+            elif op.f == "enqueue" and op.arg in deq_span:
+                out[i] = Replace(_Enqueue(op.arg, deq_span[op.arg][1], began))
+            elif op.f == "dequeue" and not op.required:
                 out[i] = Replace(_Taken(taken))
         return out
 
-    def order_hints(self, ops: list[tuple[str, Any, Any, bool, int]]) -> list[float] | None:
+    def _order(self, ops: list[PartOp]) -> list[float]:
         # Enqueue first what is dequeued first.
         first_deq: dict[Any, int] = {}
-        for f, _, ret, req, call in ops:
-            if f == "dequeue" and req and _hashable(ret):
-                first_deq.setdefault(ret, call)
-        hints: list[float] = []
-        for f, arg, _, _, call in ops:
-            if f == "enqueue":
-                x = arg.x if type(arg) is _Enqueue else arg
-                hints.append(first_deq.get(x, math.inf) if _hashable(x) else math.inf)
+        for op in ops:
+            if op.f == "dequeue" and op.required and _hashable(op.result):
+                first_deq.setdefault(op.result, op.call)
+        order: list[float] = []
+        for op in ops:
+            if op.f == "enqueue":
+                x = op.arg.x if type(op.arg) is _Enqueue else op.arg
+                order.append(first_deq.get(x, math.inf) if _hashable(x) else math.inf)
             else:
-                hints.append(call)
-        return hints
+                order.append(op.call)
+        return order
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
         marked = type(state) is _AfterUnknownDequeue
@@ -688,9 +926,9 @@ class Queue(Spec):
             if type(arg) is _Enqueue:
                 for y in state:
                     if arg.began.get(y, -1) > arg.deq_returned:
-                        return False, (
-                            f"{show(arg.x)} would be dequeued after {show(y)}, but its "
-                            f"dequeue returned before the dequeue of {show(y)} began"
+                        return False, Reason(
+                            "{} would be dequeued after {}, but its dequeue returned before "
+                            "the dequeue of {} began", arg.x, y, y,
                         )
                 return True, state + (arg.x,)
             return True, state + (arg,)
@@ -705,17 +943,17 @@ class Queue(Spec):
                 if not state:
                     return True, _AfterUnknownDequeue(state) if marked else state
                 if state[0] in arg:
-                    return False, f"an ok dequeue returns {show(state[0])}, so this one cannot take it"
+                    return False, Reason("an ok dequeue returns {}, so this one cannot take it", state[0])
                 return True, _AfterUnknownDequeue(state[1:])
             if not state:
                 if ret is None:
                     return True, state
-                return False, f"dequeued {show(ret)} but the queue is empty"
+                return False, Reason("dequeued {} but the queue is empty", ret)
             if ret is None:
-                return False, f"dequeued nothing but the queue is {show(state)}"
+                return False, Reason("dequeued nothing but the queue is {}", state)
             if state[0] == ret:
                 return True, state[1:]
-            return False, f"dequeued {show(ret)} but the head is {show(state[0])}"
+            return False, Reason("dequeued {} but the head is {}", ret, state[0])
         return False, f"unknown op {f!r}"
 
     def describe_state(self, state: Any) -> Any:
@@ -751,33 +989,38 @@ class ListAppend(Spec):
             )
         return init
 
-    def is_read_only(self, f: str, arg: Any) -> bool:
-        if f == "txn":
-            return all(m[0] in ("r", "read") for m in arg)
-        return f == "read"
+    echo_fs = frozenset({"append"})
 
-    def simplify(self, ops: list[tuple[str, Any, Any, bool, int, float]]) -> dict[int, Any]:
+    def hints(self) -> SearchHints:
+        return SearchHints(read_only=_list_reads_only, simplify=self._simplify)
+
+    def check_completion(self, inv: Op, comp: Op) -> str | None:
+        if inv.f == "txn":
+            return _check_txn_completion(inv, comp, ("append",))
+        return super().check_completion(inv, comp)
+
+    def _simplify(self, ops: list[PartOp]) -> dict[int, Any]:
         # An element no ok read contains can only be appended after the last
         # read of its key: an append (or all-append txn) of unknown outcome
         # whose elements nobody reads is unneeded.
         seen: set[Any] = set()
-        for f, arg, ret, req, *_ in ops:
-            if not req:
+        for op in ops:
+            if not op.required:
                 continue
-            if f == "read" and isinstance(ret, tuple):
-                seen.update((arg[0], v) for v in ret)
-            elif f == "txn" and isinstance(ret, tuple):
-                for mf, k, v in ret:
+            if op.f == "read" and isinstance(op.result, tuple):
+                seen.update((op.arg[0], v) for v in op.result)
+            elif op.f == "txn" and isinstance(op.result, tuple):
+                for mf, k, v in op.result:
                     if mf != "append" and isinstance(v, tuple):
                         seen.update((k, x) for x in v)
         out = {}
-        for i, (f, arg, _, req, *_) in enumerate(ops):
-            if req:
+        for i, op in enumerate(ops):
+            if op.required:
                 continue
-            if f == "append":
-                effects = [arg]
-            elif f == "txn":
-                effects = [(k, v) for mf, k, v in arg if mf == "append"]
+            if op.f == "append":
+                effects = [op.arg]
+            elif op.f == "txn":
+                effects = [(k, v) for mf, k, v in op.arg if mf == "append"]
             else:
                 continue
             if all(_hashable(e) and e not in seen for e in effects):
@@ -806,7 +1049,7 @@ class ListAppend(Spec):
                     seen = () if v is None else v
                     cur = state.get(k, ())
                     if seen != cur:
-                        return False, f"read {show(seen)} from key {show(k)} but the list is {show(cur)}"
+                        return False, Reason("read {} from key {} but the list is {}", seen, k, cur)
             return True, state
         k, v = arg
         if f == "append":
@@ -817,7 +1060,7 @@ class ListAppend(Spec):
             seen = () if ret is None else ret
             cur = state.get(k, ())
             if seen != cur:
-                return False, f"read {show(seen)} from key {show(k)} but the list is {show(cur)}"
+                return False, Reason("read {} from key {} but the list is {}", seen, k, cur)
             return True, state
         return False, f"unknown op {f!r}"
 

@@ -71,6 +71,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="one JSON result per file instead of text")
     p.add_argument(
+        "--all-keys", action="store_true",
+        help="linearizability search: check every key, not only up to the first bad one "
+        "(slower; lists every bad key)",
+    )
+    p.add_argument(
         "--checker", choices=("auto", "wgl", "graph"), default="auto",
         help="wgl: linearizability search; graph: dependency-graph checker; "
         "auto: graph for list-append, wgl otherwise",
@@ -156,7 +161,8 @@ def check_file(
 
     return _safely(
         lambda: check_linearizable(
-            history, spec, timeout=args.timeout, max_memory_states=args.max_states
+            history, spec, timeout=args.timeout, max_memory_states=args.max_states,
+            all_keys=getattr(args, "all_keys", False),
         )
     ), "wgl", history
 

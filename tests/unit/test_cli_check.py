@@ -156,3 +156,25 @@ def test_graph_checker_selection(files, tmp_path):
     assert json.loads(p.stdout)["checker"] == "graph"
     p = jl(files[0], "--model", "cas-register", "--checker", "wgl", "--json")
     assert json.loads(p.stdout)["checker"] == "wgl"
+
+
+def test_all_keys_checks_past_the_first_bad_key(tmp_path):
+    # Keys a and c are not linearizable (read 2 after the only write of 1); b is fine.
+    events, i = [], 0
+    for k in ("a", "b", "c"):
+        for p, typ, f, v in ((0, "invoke", "write", 1), (0, "ok", "write", 1),
+                             (1, "invoke", "read", None), (1, "ok", "read", 1 if k == "b" else 2)):
+            events.append({"index": i, "time": i, "process": p, "type": typ, "f": f, "key": k,
+                           "value": v})
+            i += 1
+    path = tmp_path / "two-bad.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+
+    first = jl(path, "--model", "kv", "--json")
+    every = jl(path, "--model", "kv", "--json", "--all-keys")
+    assert first.returncode == every.returncode == 1
+    one, both = json.loads(first.stdout), json.loads(every.stdout)
+    assert [f["key"] for f in one["failures"]] == ["a"]
+    assert "not checked" in one["explanation"]
+    assert [f["key"] for f in both["failures"]] == ["a", "c"]
+    assert both["checked_ops"] == 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import random
 
@@ -399,8 +400,8 @@ class Reversed:
     def __getattr__(self, name):
         return getattr(self._spec, name)
 
-    def order_hints(self, ops):
-        return [-call for *_, call in ops]
+    def hints(self):
+        return dataclasses.replace(self._spec.hints(), order=lambda ops: [-op.call for op in ops])
 
 
 def test_search_agrees_with_brute_force_on_small_generated_histories():
