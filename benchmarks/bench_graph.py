@@ -71,7 +71,7 @@ def _rss_now_mib() -> float:
 
 def run_one(case: str, seed: int) -> dict[str, object]:
     from jepsenlike.checkers.graph import check_list_append
-    from jepsenlike.checkers.graph.synth import list_append_history
+    from jepsenlike.checkers.synth import list_append_history
 
     t0 = time.perf_counter()
     h = list_append_history(

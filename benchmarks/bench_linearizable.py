@@ -39,7 +39,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from jepsenlike.checkers.gen import (
+from jepsenlike.checkers.linearizable import check_linearizable
+from jepsenlike.checkers.specs import get_spec
+from jepsenlike.checkers.synth import (
     cas_register_history,
     generate,
     kv_history,
@@ -47,8 +49,6 @@ from jepsenlike.checkers.gen import (
     render,
     simulate,
 )
-from jepsenlike.checkers.linearizable import check_linearizable
-from jepsenlike.checkers.specs import get_spec
 from jepsenlike.history import History
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jepsenlike.checkers.gen import bad_example_history, example_history
+from jepsenlike.checkers.synth import bad_example_history, example_history
 from jepsenlike.edn import write_edn_history
 from jepsenlike.history import Op
 from jepsenlike.history_io import write_history

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jepsenlike.checkers.gen import MODELS, generate
 from jepsenlike.checkers.linearizable import check_linearizable
 from jepsenlike.checkers.specs import get_spec
+from jepsenlike.checkers.synth import MODELS, generate
 from jepsenlike.edn import Keyword, dumps, loads, read_edn_history, write_edn_history
 from jepsenlike.errors import HistoryError
 from jepsenlike.history_io import read_history

@@ -21,7 +21,7 @@ from jepsenlike.checkers.graph.core import (
 )
 from jepsenlike.checkers.graph.cycles import classify, find_cycles, simple_cycles_of
 from jepsenlike.checkers.graph.listappend import prepare
-from jepsenlike.checkers.graph.synth import list_append_history
+from jepsenlike.checkers.synth import list_append_history
 
 
 def _reach(g: DepGraph, src: int, mask: int) -> set[int]:

@@ -1,6 +1,6 @@
 """Generated histories: serial ones must pass, injected anomalies must be found.
 
-The generator (``checkers/graph/synth.py``) runs the datatype one op at a time
+The generator (``checkers/synth.py``) runs the datatype one op at a time
 at increasing linearization points and draws real-time intervals around them,
 so its histories are strict serializable by construction; injections add one
 known anomaly. Small histories are also cross-checked against the
@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jepsenlike.checkers.graph import check_list_append
-from jepsenlike.checkers.graph.synth import INJECTIONS, inject, list_append_history
 from jepsenlike.checkers.linearizable import check_linearizable
 from jepsenlike.checkers.specs import get_spec
+from jepsenlike.checkers.synth import INJECTIONS, inject, list_append_history
 
 SETTINGS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

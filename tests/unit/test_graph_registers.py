@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from jepsenlike.checkers.bruteforce import check_bruteforce
 from jepsenlike.checkers.graph import check_history, check_registers
-from jepsenlike.checkers.graph.synth import register_history
 from jepsenlike.checkers.linearizable import check_linearizable
 from jepsenlike.checkers.specs import get_spec
+from jepsenlike.checkers.synth import register_history
 from jepsenlike.errors import ConfigError
 from jepsenlike.history import History
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jepsenlike.checkers.gen import generate
+from jepsenlike.checkers.synth import generate
 from jepsenlike.errors import HistoryError
 from jepsenlike.history import History, Op
 from jepsenlike.history_io import HistoryWriter, read_history, write_history

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jepsenlike.history_io as hio
-from jepsenlike.checkers.gen import generate
+from jepsenlike.checkers.synth import generate
 from jepsenlike.edn import write_edn_history
 from jepsenlike.errors import HistoryError
 from jepsenlike.history import History, Op

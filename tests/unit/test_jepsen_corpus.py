@@ -2,7 +2,7 @@
 
 The corpus (``tests/corpus/jepsen/*.edn``) holds small histories whose verdict was worked out by
 hand (see each file's header). The generated histories are linearizable by construction
-(:func:`jepsenlike.checkers.gen.simulate`), or mutated and judged by the brute-force oracle; the
+(:func:`jepsenlike.checkers.synth.simulate`), or mutated and judged by the brute-force oracle; the
 quirks Jepsen's files have -- ``:time`` going backwards between events, nemesis ops as lone
 ``:info`` events, ``:info`` pairs or invocations that never complete, no ``:index`` -- are then
 injected, and the verdict must not change.
@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jepsenlike.checkers.bruteforce import check_bruteforce
-from jepsenlike.checkers.gen import generate, mutate, render, simulate
 from jepsenlike.checkers.linearizable import check_linearizable
 from jepsenlike.checkers.specs import get_spec
+from jepsenlike.checkers.synth import generate, mutate, render, simulate
 from jepsenlike.cli import main
 from jepsenlike.edn import dumps
 from jepsenlike.history import History, Op

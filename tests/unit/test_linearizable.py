@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from jepsenlike.checkers.bruteforce import check_bruteforce
-from jepsenlike.checkers.gen import MODELS, generate, mutate, render, simulate
 from jepsenlike.checkers.linearizable import check_linearizable
 from jepsenlike.checkers.specs import freeze, get_spec
+from jepsenlike.checkers.synth import MODELS, generate, mutate, render, simulate
 from jepsenlike.errors import ConfigError
 from jepsenlike.history import History, Op
 

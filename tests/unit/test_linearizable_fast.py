@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jepsenlike.checkers.bruteforce import check_bruteforce
-from jepsenlike.checkers.gen import kv_history, mutate, render, simulate, stale_read
 from jepsenlike.checkers.linearizable import check_linearizable, prepare
 from jepsenlike.checkers.result import UNKNOWN, Verdict
 from jepsenlike.checkers.specs import FALSE, TRUE, Reason, freeze, get_spec, show, thaw
+from jepsenlike.checkers.synth import kv_history, mutate, render, simulate, stale_read
 from jepsenlike.errors import ConfigError
 from jepsenlike.history import History, Op
 
