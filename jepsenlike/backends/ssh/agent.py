@@ -31,7 +31,8 @@ the harness fetched what it wanted first) -- when any of these happens:
   lease, so a lost network path between harness and host also ends the run;
 * SIGTERM, SIGHUP or SIGINT to the agent.
 
-``python3 - clean ROOT [--all]`` (this file's source on stdin; see
+``--no-net`` leaves iptables alone (for tests of the protocol on a
+machine whose firewall is not ours). ``python3 - clean ROOT [--all]`` (this file's source on stdin; see
 :func:`clean`) is the fallback when even the agent died (``kill -9`` of the
 agent itself, a reboot of sshd): it kills the recorded groups of every run
 whose agent is gone (``--all``: of every run), removes their directories and,
@@ -97,9 +98,10 @@ def _kill_group(pgid: int) -> None:
 class Agent:
     """One run on this host: its nodes, its chain, its directory."""
 
-    def __init__(self, run_dir: Path, lease: float) -> None:
+    def __init__(self, run_dir: Path, lease: float, net: bool = True) -> None:
         self.run_dir = run_dir
         self.lease = lease
+        self.net = net
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.lock = threading.RLock()
         self.done = False
@@ -228,11 +230,12 @@ class Agent:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     pass
-        chain_remove()
+        if self.net:
+            chain_remove()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def serve(self) -> None:
-        rc, out = chain_setup()
+        rc, out = chain_setup() if self.net else (0, "")
         info = {"ok": rc == 0, "pid": os.getpid(), "python": sys.version.split()[0],
                 "faketime": _faketime_lib()}
         if rc != 0:
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     run_dir = Path(args[0])
     lease = float(args[args.index("--lease") + 1]) if "--lease" in args else 30.0
-    agent = Agent(run_dir, lease)
+    agent = Agent(run_dir, lease, net="--no-net" not in args)
 
     def on_signal(signum: int, frame: Any) -> None:
         agent.finish()
