@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -95,9 +97,14 @@ def test_agent_protocol_runs_signals_and_cleans_up_on_end_of_input(tmp_path):
     r = call(op="spawn", node="n1", argv=["sh", "-c", "echo hello; exec sleep 60"], env={})
     assert r["ok"], r
     assert call(op="status", node="n1")["running"] is True
+    deadline = time.monotonic() + 10
+    log = ""
+    while "hello" not in log and time.monotonic() < deadline:
+        log = base64.b64decode(call(op="read", path="nodes/n1.log")["data"]).decode()
+        time.sleep(0.05)
+    assert "hello" in log
     assert call(op="signal", node="n1", sig="KILL") == {"ok": True, "running": False,
                                                          "returncode": -9}
-    assert "hello" in __import__("base64").b64decode(call(op="read", path="nodes/n1.log")["data"]).decode()
     assert call(op="read", path="../../etc/passwd")["ok"] is False
     r = call(op="spawn", node="n2", argv=["sleep", "60"], env={})
     pid = r["pid"]

@@ -5,7 +5,7 @@ Theory of operation
 A *hosts file* lists one host per line: ``[user@]host[:port]`` followed by
 optional ``key=VALUE`` words (``key=PATH`` identity file,
 ``known_hosts=PATH``, ``addr=IP`` the address nodes use to reach each other
-and bind to, default the host's own address). ``#`` starts a comment. A word
+and bind to, default the host's own address). ``#`` starts a comment; ``~`` in paths is the harness user's home. A word
 without ``=`` after the host is taken as the key path. Defaults for every host
 come from the ``ssh`` backend's options (``--option ssh.user=admin`` or an
 ``[options.ssh]`` table in the ``--config`` file).
@@ -23,6 +23,7 @@ every remote command (passwordless sudo is required).
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import subprocess
@@ -94,7 +95,9 @@ def parse_hosts(text: str, where: str = "hosts file", *, user: str = "root", key
             else:
                 raise ConfigError(f"{where}:{lineno}: unknown setting {k!r}; use key=, "
                                   "known_hosts= or addr=")
-        hosts.append(Host(spec, h_user, h_port, h_key, h_known, h_addr))
+        expand = os.path.expanduser
+        hosts.append(Host(spec, h_user, h_port, expand(h_key) if h_key else None,
+                          expand(h_known) if h_known else None, h_addr))
     if not hosts:
         raise ConfigError(f"{where} lists no host; write one [user@]host[:port] per line")
     if len({(h.host, h.port) for h in hosts}) != len(hosts):
