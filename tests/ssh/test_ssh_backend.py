@@ -194,6 +194,38 @@ def test_clean_removes_what_a_dead_agent_left(docker_client, hosts, tmp_path):
     assert_clean(docker_client, hosts, within=2.0)
 
 
+def test_ctrl_c_of_a_run_as_a_sudo_user_leaves_nothing(docker_client, hosts, tmp_path):
+    """Log in as `jepsen` (not root; everything remote goes through sudo -n), Ctrl-C mid-run."""
+    sudo_hosts = tmp_path / "hosts"
+    sudo_hosts.write_text((hosts / "hosts").read_text().replace("root@", "jepsen@"))
+    proc = subprocess.Popen(
+        [*JEPSENLIKE, "run", "--backend", "ssh", "--hosts-file", str(sudo_hosts), "--nodes", "3",
+         "--store", str(tmp_path), "--quiet", "--nemesis", "partition,kill", "--time-limit", "120",
+         "--nemesis-interval", "1", "--seed", "9"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        history = None
+        while time.monotonic() < deadline and history is None:
+            found = list(tmp_path.glob("raft-register/2*/history.jsonl"))
+            if found and found[0].stat().st_size > 2000 and any(
+                    any("-A JEPSENLIKE" in r for r in v["iptables"])
+                    for v in host_state(docker_client, hosts).values()):
+                history = found[0]
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.3)
+        assert history is not None, "the run never partitioned anything"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out + err
+    assert (history.parent / "nodes" / "n1.log").read_text().count("serving clients on") >= 1
+    assert_clean(docker_client, hosts, within=2.0)
+
+
 def test_hosts_down_removes_containers_network_and_files(docker_client, hosts):
     meta = json.loads((hosts / "hosts.json").read_text())
     p = cli("docker", "hosts", "down", "--dir", str(hosts))

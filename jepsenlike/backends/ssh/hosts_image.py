@@ -14,13 +14,15 @@ from. The tag ``jepsenlike-hosts:<hash12>`` hashes the Dockerfile text, so
 an unchanged recipe is a lookup. The project itself is *not* in this image:
 the ssh backend installs its wheel on each host, as on a real machine.
 
-A container's command (:data:`ENTRYPOINT_SCRIPT`) writes the public key given
-in ``$AUTHORIZED_KEY`` to ``/root/.ssh/authorized_keys``, generates fresh host
+A container's command (:data:`ENTRYPOINT_SCRIPT`) authorizes the public key
+given in ``$AUTHORIZED_KEY`` for ``root`` and for ``jepsen`` (a user with
+passwordless sudo, as on a cloud VM), generates fresh host
 keys and runs ``sshd -D -e`` (key-only logins, no passwords).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -44,6 +46,11 @@ mkdir -p /root/.ssh /run/sshd
 chmod 700 /root/.ssh
 printf '%s\n' "$AUTHORIZED_KEY" > /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
+mkdir -p /home/jepsen/.ssh
+printf '%s\n' "$AUTHORIZED_KEY" > /home/jepsen/.ssh/authorized_keys
+chown -R jepsen:jepsen /home/jepsen/.ssh
+chmod 700 /home/jepsen/.ssh
+chmod 600 /home/jepsen/.ssh/authorized_keys
 rm -f /etc/ssh/ssh_host_*
 ssh-keygen -A >/dev/null
 exec /usr/sbin/sshd -D -e
@@ -61,6 +68,9 @@ RUN apt-get update -q \\
  && rm -f /etc/ssh/ssh_host_* \\
  && printf 'PermitRootLogin prohibit-password\\nPasswordAuthentication no\\nUseDNS no\\n' \\
       > /etc/ssh/sshd_config.d/jepsenlike.conf \\
+ && useradd -m -s /bin/bash jepsen \\
+ && printf 'jepsen ALL=(ALL) NOPASSWD:ALL\\n' > /etc/sudoers.d/jepsen \\
+ && chmod 440 /etc/sudoers.d/jepsen \\
  && python3 -m venv /tmp/venv-check && rm -rf /tmp/venv-check \\
  && ls /usr/lib/*/faketime/libfaketimeMT.so.1 && iptables -V
 COPY entrypoint.sh /usr/local/sbin/jepsenlike-host
@@ -82,4 +92,10 @@ def build_hosts_image(client: Any, progress: Callable[[str], None] = lambda _l: 
     context = {"Dockerfile": text.encode(), "entrypoint.sh": ENTRYPOINT_SCRIPT.encode()}
     docker_build(client, tag, _context_tar(context), {LABEL_KIND: "hosts", LABEL_HASH: digest}, progress)
     steps["build"] = time.monotonic() - t1
+    import docker.errors
+
+    for old in client.images.list(filters={"label": f"{LABEL_KIND}=hosts"}):
+        if tag not in old.tags:  # an earlier recipe's image; refused while a container uses it
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(old.id)
     return NodeImage(tag, digest, base, True, time.monotonic() - t0, steps)
