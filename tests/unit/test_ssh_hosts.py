@@ -121,3 +121,29 @@ def test_install_script_is_valid_sh():
 
     assert subprocess.run(["sh", "-n", "-c", INSTALL_SCRIPT]).returncode == 0
     assert shlex.split("a b")  # the script travels as one shlex-quoted argument
+
+
+def test_docker_clean_keeps_hosts_while_their_hosts_file_exists(tmp_path):
+    from jepsenlike.backends.docker.cleanup import owner_alive
+
+    hosts_file = tmp_path / "hosts"
+    hosts_file.write_text("root@10.0.0.1\n")
+    assert owner_alive(f"hosts:{hosts_file}") is True
+    hosts_file.unlink()
+    assert owner_alive(f"hosts:{hosts_file}") is False
+
+
+def test_run_hosts_file_flag_becomes_the_ssh_option(tmp_path):
+    from jepsenlike.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--backend", "ssh", "--hosts-file", "h.txt",
+                                      "--option", "ssh.user=admin"])
+    assert args.hosts_file == "h.txt"
+    from jepsenlike.backends.ssh.backend import SSHBackend
+    from jepsenlike.systems.raft import RaftSystem
+
+    with pytest.raises(ConfigError, match="needs the hosts: --hosts-file"):
+        SSHBackend(RaftSystem(), 3, tmp_path)
+    (tmp_path / "h").write_text("a.example\nb.example\n")
+    with pytest.raises(ConfigError, match="lists 2 hosts; give --nodes 2"):
+        SSHBackend(RaftSystem(), 3, tmp_path, settings={"hosts_file": str(tmp_path / "h")})
