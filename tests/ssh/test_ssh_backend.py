@@ -226,6 +226,28 @@ def test_ctrl_c_of_a_run_as_a_sudo_user_leaves_nothing(docker_client, hosts, tmp
     assert_clean(docker_client, hosts, within=2.0)
 
 
+def test_a_system_host_recipe_runs_once_per_host(docker_client, hosts, tmp_path):
+    """The backend API directly, with a raft whose host recipe leaves a mark on each host."""
+    from jepsenlike.backends.ssh.backend import SSHBackend
+    from jepsenlike.systems.raft import RaftSystem
+
+    class Marked(RaftSystem):
+        def host_recipe(self) -> list[str]:
+            return ['echo "$(hostname)" >> /var/tmp/recipe-ran']
+
+    for attempt in (1, 2):  # the second start finds the recipe's marker and skips it
+        b = SSHBackend(Marked(), 3, tmp_path / str(attempt),
+                       settings={"hosts_file": str(hosts / "hosts")})
+        try:
+            b.start()  # every node answers its readiness probe, or this raises
+        finally:
+            b.teardown()
+    for c in containers(docker_client, hosts):
+        r = c.exec_run(["cat", "/var/tmp/recipe-ran"])
+        assert r.exit_code == 0 and r.output.decode().split() == [c.name.rsplit("-", 1)[1]], r
+    assert_clean(docker_client, hosts, within=2.0)
+
+
 def test_hosts_down_removes_containers_network_and_files(docker_client, hosts):
     meta = json.loads((hosts / "hosts.json").read_text())
     p = cli("docker", "hosts", "down", "--dir", str(hosts))

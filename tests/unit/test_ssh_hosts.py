@@ -147,3 +147,25 @@ def test_run_hosts_file_flag_becomes_the_ssh_option(tmp_path):
     (tmp_path / "h").write_text("a.example\nb.example\n")
     with pytest.raises(ConfigError, match="lists 2 hosts; give --nodes 2"):
         SSHBackend(RaftSystem(), 3, tmp_path, settings={"hosts_file": str(tmp_path / "h")})
+
+
+def test_a_system_with_a_container_recipe_needs_a_host_recipe(tmp_path):
+    from jepsenlike.backends.ssh.backend import SSHBackend, host_recipe
+    from jepsenlike.systems.base import ContainerRecipe
+    from jepsenlike.systems.raft import RaftSystem
+
+    class Packaged(RaftSystem):
+        name = "packaged"
+
+        def container_recipe(self):
+            return ContainerRecipe(lines=["RUN apt-get install -y etcd-server"])
+
+    class Installed(Packaged):
+        def host_recipe(self):
+            return ["apt-get install -y etcd-server"]
+
+    (tmp_path / "h").write_text("a.example\n")
+    with pytest.raises(ConfigError, match="give it a host_recipe"):
+        SSHBackend(Packaged(), 1, tmp_path, settings={"hosts_file": str(tmp_path / "h")})
+    assert host_recipe(Installed()) == ["apt-get install -y etcd-server"]
+    assert host_recipe(RaftSystem()) == []

@@ -11,7 +11,8 @@ Theory of operation
    piped over ssh and ``pip install``-ed into ``REMOTE/venv-<hash>`` made with
    the host's ``python3 -m venv`` (``REMOTE`` = option ``remote_dir``, default
    ``/var/tmp/jepsenlike``). A venv that is already there is reused, so this
-   is one ssh round trip after the first run;
+   is one ssh round trip after the first run. A system that needs its own
+   programs runs its :func:`host_recipe` (shell lines, as root) once per host;
 2. *agent*: one long-lived ssh session per host runs
    :mod:`jepsenlike.backends.ssh.agent` (as root, ``sudo -n`` for other users)
    for this run, with ``REMOTE/runs/<run id>`` as its directory. The agent
@@ -269,6 +270,7 @@ class SSHBackend(Backend):
                               f"{len(self.hosts)} hosts; give --nodes {len(self.hosts)} or more hosts")
         self.settings = s
         self.system = system
+        self.recipe = host_recipe(system)
         self.n_nodes = n_nodes
         self.run_dir = Path(run_dir)
         self.bug = bug
@@ -343,6 +345,12 @@ class SSHBackend(Backend):
         with ThreadPoolExecutor(max_workers=min(8, len(self.nodes))) as pool:
             list(pool.map(lambda nid: self._install(nid, wheel, digest), self.node_ids))
         self.timings["install"] = time.monotonic() - t0
+        recipe = self.recipe
+        if recipe:
+            t0 = time.monotonic()
+            with ThreadPoolExecutor(max_workers=min(8, len(self.nodes))) as pool:
+                list(pool.map(lambda nid: self._run_recipe(nid, recipe), self.node_ids))
+            self.timings["recipe"] = time.monotonic() - t0
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=min(8, len(self.nodes))) as pool:
             list(pool.map(self._start_agent, self.node_ids))
@@ -363,6 +371,20 @@ class SSHBackend(Backend):
             out = (r.stdout + r.stderr).decode("utf-8", "replace").strip()[-600:]
             raise NodeStartError(f"installing jepsenlike on {ssh.host} failed ({r.returncode}): {out}")
         self.progress(f"{ssh.host}: {r.stdout.decode().strip()}")
+
+    def _run_recipe(self, nid: str, recipe: list[str]) -> None:
+        """The system's host recipe, once per host and recipe (a marker file remembers it)."""
+        ssh = self.ssh[nid]
+        digest = hashlib.sha256("\n".join(recipe).encode()).hexdigest()[:12]
+        marker = f"{self.remote_dir}/recipe-{self.system.name}-{digest}.ok"
+        script = "set -e\n" + "\n".join(recipe) + f"\nmkdir -p {shlex.quote(self.remote_dir)}" \
+            f"\ntouch {shlex.quote(marker)}\n"
+        r = ssh.run(["sh", "-c", f"test -f {shlex.quote(marker)} || sh -c {shlex.quote(script)}"],
+                    timeout=900, check=False)
+        if r.returncode != 0:
+            out = (r.stdout + r.stderr).decode("utf-8", "replace").strip()[-800:]
+            raise NodeStartError(f"the host recipe of system {self.system.name!r} failed on "
+                                 f"{ssh.host} ({r.returncode}): {out}")
 
     def _start_agent(self, nid: str) -> None:
         ssh = self.ssh[nid]
@@ -536,6 +558,24 @@ class SSHBackend(Backend):
         except KeyError:
             raise RuntimeError(f"no clock control for {node_id}: the nodes were started without it "
                                "(clocks=False)") from None
+
+
+def host_recipe(system: System) -> list[str]:
+    """The shell commands a system needs run on each host (as root) before its nodes start.
+
+    A system declares them with a ``host_recipe()`` method returning a list of
+    ``sh`` command lines (e.g. ``apt-get install -y etcd-server``); they run once
+    per host and recipe text. A system with a docker
+    :meth:`~jepsenlike.systems.base.System.container_recipe` but no host recipe is
+    refused: its programs would be missing on the hosts.
+    """
+    fn = getattr(system, "host_recipe", None)
+    lines = list(fn() or []) if callable(fn) else []
+    if not lines and system.container_recipe() is not None:
+        raise ConfigError(f"system {system.name!r} needs its own programs (it has a container "
+                          "recipe); give it a host_recipe() listing the shell commands that "
+                          "install them, to run it with --backend ssh")
+    return [str(x) for x in lines]
 
 
 def clean_hosts(hosts: list[Host], *, everything: bool = False, purge: bool = False,
