@@ -118,18 +118,38 @@ def build_wheel(digest: str) -> Path:
             return found[0]
         tmp = Path(str(out) + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
+        # From a fresh copy of the sources: setuptools' build/ directory in the tree
+        # would keep files deleted since, and the wheel must be the tree as it is.
+        src = tmp / "src"
+        root = _project_root()
+        skip = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+        for name in ("pyproject.toml", "README.md"):
+            src.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, src / name)
+        for name in ("jepsenlike", "models", "nemesis", "checkers"):
+            if (root / name).is_dir():
+                shutil.copytree(root / name, src / name, ignore=skip)
         # Without build isolation first (offline, uses the installed setuptools and wheel);
         # where those cannot build it, pip's isolated build fetches them.
         for extra in (["--no-build-isolation"], []):
             r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *extra, "-q",
-                                "-w", str(tmp), str(_project_root())], capture_output=True, text=True)
+                                "-w", str(tmp), str(src)], capture_output=True, text=True)
             if r.returncode == 0:
                 break
         if r.returncode != 0:
             raise ConfigError(f"pip wheel of the project failed: {r.stderr.strip()[-800:]}")
+        shutil.rmtree(src, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
-        return sorted(out.glob("jepsenlike-*.whl"))[0]
+    # Every edit of the tree makes a wheel: keep the three newest (and builds in progress).
+    now = time.time()
+    dirs = sorted((d for d in out.parent.iterdir() if d.is_dir() and d != out
+                   and not (d.name.endswith(".tmp") and now - d.stat().st_mtime < 600)),
+                  key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in dirs[2:]:
+        shutil.rmtree(old, ignore_errors=True)
+        Path(f"{old}.lock").unlink(missing_ok=True)
+    return sorted(out.glob("jepsenlike-*.whl"))[0]
 
 
 INSTALL_SCRIPT = r"""set -e
