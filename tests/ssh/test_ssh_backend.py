@@ -182,6 +182,11 @@ def test_clean_removes_what_a_dead_agent_left(docker_client, hosts, tmp_path):
     for c in containers(docker_client, hosts):  # the supervisors die first: nodes are orphaned
         r = c.exec_run(["sh", "-c", "kill -9 $(cat /var/tmp/jepsenlike/runs/*/agent.pid)"])
         assert r.exit_code == 0, r.output
+    deadline = time.monotonic() + 10
+    while any("jepsenlike.backends.ssh.agent" in ln for v in host_state(docker_client, hosts).values()
+              for ln in v["procs"]):
+        assert time.monotonic() < deadline, "an agent survived kill -9"
+        time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(1.0)
@@ -191,6 +196,7 @@ def test_clean_removes_what_a_dead_agent_left(docker_client, hosts, tmp_path):
     p = cli("clean", "--backend", "ssh", "--hosts-file", str(hosts / "hosts"))
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count("killed node n") == 3, p.stdout
+    assert p.stdout.count("removed iptables chain JEPSENLIKE") == 3, p.stdout
     assert_clean(docker_client, hosts, within=2.0)
 
 

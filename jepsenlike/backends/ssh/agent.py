@@ -284,13 +284,18 @@ def _faketime_lib() -> str | None:
 
 
 def _alive(pid: int) -> bool:
+    """Is ``pid`` a running process (a zombie, killed but not yet reaped, is not)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def clean(root: Path, everything: bool = False) -> list[str]:
