@@ -169,7 +169,7 @@ echo installed
 
 
 class Agent:
-    """The harness's end of one host's agent session."""
+    """The harness's end of one host's agent session: one request, one answer, in order."""
 
     def __init__(self, ssh: SSH, argv: list[str], log: Path) -> None:
         self.ssh = ssh
