@@ -16,8 +16,8 @@ default; ``accept-new`` trusts a host seen for the first time and records it,
 refusing a changed key later), ``ServerAliveInterval`` and connection reuse
 (``ControlMaster=auto`` with a ``ControlPersist`` of 60 s and a socket in a
 private temporary directory, so the handshake happens once per host and a
-master left by a dead harness goes away by itself). :meth:`SSH.close` stops
-the master at once. A user other than ``root`` gets ``sudo -n`` in front of
+master left by a dead harness goes away by itself; its empty directory is
+swept by a later run). :meth:`SSH.close` stops the master at once. A user other than ``root`` gets ``sudo -n`` in front of
 every remote command (passwordless sudo is required).
 """
 
@@ -114,6 +114,19 @@ def read_hosts_file(path: str, **defaults: object) -> list[Host]:
     return parse_hosts(text, path, **defaults)  # type: ignore[arg-type]
 
 
+def sweep_control_dirs(min_age: float = 120.0) -> None:
+    """Remove empty control directories a killed harness left (their masters have exited)."""
+    import glob
+    import time
+
+    for d in glob.glob("/tmp/jl-ssh-*"):
+        try:
+            if time.time() - os.stat(d).st_mtime > min_age:
+                os.rmdir(d)  # fails, harmlessly, while a master's socket is in it
+        except OSError:
+            pass
+
+
 class SSH:
     """The OpenSSH client, set up once for one host."""
 
@@ -124,6 +137,8 @@ class SSH:
                               f"{host_key_checking!r}")
         self.host = host
         self._own_dir = control_dir is None
+        if control_dir is None:
+            sweep_control_dirs()
         self.control_dir = control_dir or tempfile.mkdtemp(prefix="jl-ssh-", dir="/tmp")
         opts = {
             "BatchMode": "yes",
