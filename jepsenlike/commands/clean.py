@@ -24,7 +24,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "clean",
         help="remove what crashed ssh runs left on the hosts (nodes, iptables chain, files)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=(
+            "On every host of the hosts file: kill the nodes of ssh runs whose agent is gone, "
+            "remove their run directories and the JEPSENLIKE iptables chain. Each run's agent "
+            "does this by itself when the harness dies; this is for when the agent died too."
+        ),
     )
     p.add_argument("--backend", default="ssh", metavar="NAME", help="ssh (docker: `jepsenlike docker clean`)")
     p.add_argument("--hosts-file", metavar="FILE", required=True, help="the hosts file of the runs")
