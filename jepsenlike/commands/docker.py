@@ -66,6 +66,26 @@ def register(sub: Any) -> None:
         "--all", action="store_true", help="also remove resources of runs that are still live"
     )
     c.set_defaults(func=_clean)
+    h = dsub.add_parser(
+        "hosts",
+        help="sshd containers to run --backend ssh against (up N / down)",
+        description=(
+            "Start N Debian containers with sshd, a generated key pair and NET_ADMIN on a bridge "
+            "network of their own, and write a hosts file for --backend ssh --hosts-file (up); "
+            "remove them (down)."
+        ),
+    )
+    hsub = h.add_subparsers(dest="hosts_command", metavar="ACTION")
+    up = hsub.add_parser("up", help="start N hosts; prints the hosts file (also written to DIR/hosts)")
+    up.add_argument("count", type=int, metavar="N", help="number of hosts")
+    down = hsub.add_parser("down", help="remove the hosts of DIR and the files made for them")
+    for sp in (up, down):
+        sp.add_argument("--dir", metavar="DIR", default=None,
+                        help="where the key pair, known_hosts and hosts file live "
+                             "(default: ~/.cache/jepsenlike/hosts/default)")
+    up.set_defaults(func=_hosts_up)
+    down.set_defaults(func=_hosts_down)
+    h.set_defaults(func=lambda args: (h.print_help(), 255)[1])
     p.set_defaults(func=lambda args: (p.print_help(), 255)[1])
 
 
@@ -126,6 +146,30 @@ def _build(args: argparse.Namespace) -> int:
     elif args.system and not args.quiet:
         console.print(f"system {args.system!r} has no container recipe: it runs in {image.tag}")
     print(image.tag)
+    return 0
+
+
+def _hosts_up(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jepsenlike.backends.ssh.dockerhosts import hosts_up
+
+    def progress(line: str) -> None:
+        if line.startswith(("Step ", "building", "importing")):
+            print(line, file=sys.stderr, flush=True)
+
+    text = hosts_up(args.count, Path(args.dir) if args.dir else None, progress=progress)
+    sys.stdout.write(text)
+    return 0
+
+
+def _hosts_down(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jepsenlike.backends.ssh.dockerhosts import hosts_down
+
+    for what in hosts_down(Path(args.dir) if args.dir else None):
+        print(f"removed {what}")
     return 0
 
 

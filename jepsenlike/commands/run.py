@@ -93,6 +93,9 @@ def register(sub: Any) -> None:
     p.add_argument("--option", dest="plugin_options", action="append", metavar="NAME.KEY=VALUE",
                    help="a setting of plugin NAME (repeatable; `jepsenlike list` shows each plugin's "
                         "options); in a --config file: an [options.NAME] table")
+    p.add_argument("--hosts-file", metavar="FILE",
+                   help="--backend ssh: the hosts, one [user@]host[:port] [key=PATH] per line "
+                        "(the same as --option ssh.hosts_file=FILE)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML: one testcase per run")
     p.add_argument("--summary-md", metavar="FILE",
@@ -120,6 +123,9 @@ def _run(args: argparse.Namespace) -> int:
 
     flags = {name: getattr(args, name) for name, _, _ in FLAGS}
     flags["plugin_options"] = args.plugin_options
+    if getattr(args, "hosts_file", None):
+        hosts = f"ssh.hosts_file={Path(args.hosts_file).resolve()}"
+        flags["plugin_options"] = [*(args.plugin_options or []), hosts]
     config = build_config(flags, args.config)
     policy = PassPolicy.parse(args.pass_policy)
     policy.validate_for(config.test_count)

@@ -36,6 +36,9 @@ def owner_label() -> str:
 
 def owner_alive(owner: str | None) -> bool:
     """Is the harness that made a resource still running (on this host)?"""
+    if owner and owner.startswith("hosts:"):
+        # `jepsenlike docker hosts up` containers: in use while their hosts file exists
+        return os.path.exists(owner[len("hosts:"):])
     if not owner or ":" not in owner:
         return False
     host, _, pid = owner.rpartition(":")
@@ -141,7 +144,7 @@ def remove_images(client: Any, result: Removed | None = None) -> Removed:
 
     out = result if result is not None else Removed()
     images = client.images.list(filters={"label": LABEL_KIND})
-    order = {"system": 0, "node": 1}  # each kind sits on the next; base images last
+    order = {"system": 0, "hosts": 0, "node": 1}  # each sits on the next; base images last
     images.sort(key=lambda im: order.get(_labels(im).get(LABEL_KIND, ""), 2))
     for im in images:
         name = im.tags[0] if im.tags else im.short_id
