@@ -66,7 +66,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jepsenlike.backends.docker.iptables import TC_CLEAR, VARIANTS, chain_rules, netem_args, tc_script
+from jepsenlike.backends.docker.iptables import (
+    TC_CLEAR,
+    VARIANTS,
+    chain_rules,
+    netem_args,
+    tc_script,
+)
 
 STATE_DIR = Path(os.environ.get("JEPSENLIKE_NETNS_STATE", "/run/jepsenlike-netns"))
 NS_PREFIX = "jepsenlike-"

@@ -45,6 +45,7 @@ with the install line.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -61,6 +62,12 @@ SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"
 APT_LINE = "apt-get install -y zookeeper"
 PIP_LINE = "pip install 'jepsenlike[zookeeper]'"
 ROOT = "/jepsenlike"
+
+
+# kazoo logs every dropped connection at WARNING; under faults that is expected noise, and
+# the history records what each op saw.
+logging.getLogger("kazoo").addHandler(logging.NullHandler())
+logging.getLogger("kazoo").propagate = False
 
 
 def four_letter(address: str, word: str, timeout: float = 1.0) -> str:
