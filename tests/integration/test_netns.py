@@ -139,3 +139,49 @@ def test_reference_raft_in_netns_mode_stays_valid_under_partitions(tmp_path):
     time.sleep(0.2)
     assert [ns for ns in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                         text=True).stdout.splitlines() if "jepsenlike-" in ns] == []
+
+
+def netns_leftovers_of(run_dir) -> list[str]:
+    """Namespaces or links of any netns run, and processes started for this run dir."""
+    out = [ns for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.splitlines()
+           if ns.startswith(netns.NS_PREFIX)]
+    out += [line for line in subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
+                                            text=True).stdout.splitlines()
+            if f": {netns.BRIDGE_PREFIX}" in line or f": {netns.VETH_PREFIX}" in line]
+    out += [line for line in subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+            if str(run_dir) in line and "pytest" not in line]
+    return out
+
+
+etcd_here = pytest.mark.skipif(EtcdSystem().unavailable_reason() is not None,
+                               reason=str(EtcdSystem().unavailable_reason()))
+
+
+@needs_netns
+@etcd_here
+def test_ctrl_c_mid_run_removes_namespaces_and_nodes(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "jepsenlike", "run", "--quiet", "--system", "etcd", "--nodes", "3",
+                          "--nemesis", "partition", "--nemesis-interval", "1", "--time-limit", "60",
+                          "--seed", "1", "--store", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*/*/history.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(4)  # into the chaos phase: a partition is likely in force
+    assert netns_leftovers_of(tmp_path), "the run should have namespaces and nodes now"
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode != 0, out
+    assert netns_leftovers_of(tmp_path) == []
+
+
+@needs_netns
+@etcd_here
+def test_a_cluster_that_fails_to_start_leaves_nothing(tmp_path):
+    # etcd refuses an election timeout under 5 heartbeats and exits at once.
+    p = subprocess.run([sys.executable, "-m", "jepsenlike", "run", "--quiet", "--system", "etcd", "--nodes", "3",
+                        "--nemesis", "none", "--time-limit", "5", "--option", "etcd.election-ms=10",
+                        "--store", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 255, p.stdout + p.stderr
+    assert "exited with status" in p.stdout + p.stderr
+    assert netns_leftovers_of(tmp_path) == []
