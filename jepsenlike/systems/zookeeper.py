@@ -55,7 +55,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jepsenlike.registry import Option
-from jepsenlike.systems.base import NodeSpec, System
+from jepsenlike.systems.base import ContainerRecipe, NodeSpec, System
 
 ZK_JAR = "/usr/share/java/zookeeper.jar"
 SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"
@@ -315,6 +315,13 @@ class ZooKeeperSystem(System):
                   f"printf '%s' {shlex.quote(self.config_text(node, members))} > {shlex.quote(cfg)} && "
                   f"exec {shlex.join(java)}")
         return ["sh", "-c", script]
+
+    def container_recipe(self) -> ContainerRecipe | None:
+        """Debian's zookeeper (and its JRE) in the node image; kazoo stays on the harness side."""
+        return ContainerRecipe(lines=[
+            "RUN apt-get update && apt-get install -y --no-install-recommends zookeeper libslf4j-java "
+            "&& rm -rf /var/lib/apt/lists/*",
+        ])
 
     def open_client(self, node: NodeSpec, timeout: float) -> ZKClient:
         return ZKClient(node.client_addr, timeout=timeout, sync_reads=self.settings["reads"] == "sync")
