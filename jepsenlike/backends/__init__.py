@@ -95,7 +95,7 @@ def backend_refusals(name: str, system: System, n_nodes: int = 2,
     for cap, why in system.fault_refusals().items():
         if cap in caps:
             caps.discard(cap)
-            refusals[cap] = why
+            refusals[cap] = f"system {system.name!r} cannot take it: {why}"
     return frozenset(caps), refusals
 
 
