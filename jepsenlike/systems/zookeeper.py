@@ -30,6 +30,13 @@ at most the op timeout (kazoo's async call, then ``get(timeout)``).
 * set: ``append(k, v)`` (the set workload's add) is a sequential znode
   ``/jepsenlike/s/<k>/<v>-`` (empty data); ``read(k)`` of a key without a
   register znode lists the children and answers their values in sequence order.
+* append: a ``txn`` of reads and appends reads every key's znode (after a sync in
+  sync mode), computes the new lists here, and commits one ``multi`` holding, per
+  key, ``set_data`` with the version read (or ``create`` when it was absent) for
+  written keys and ``check`` of the version read for read-only ones (a read-only
+  key that was absent: ``create`` + ``delete``, which fails if it appeared). A
+  multi that fails is retried from the reads (5 times, then ``fail``). Read-only
+  txns commit their checks too: separate gets are no snapshot until checked.
 
 Errors are classified by what may have happened: a read that fails or times
 out is ``fail``; a write is ``fail`` only when the session never connected (so
@@ -62,6 +69,7 @@ SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"
 APT_LINE = "apt-get install -y zookeeper"
 PIP_LINE = "pip install 'jepsenlike[zookeeper]'"
 ROOT = "/jepsenlike"
+TXN_ATTEMPTS = 5
 
 
 # kazoo logs every dropped connection at WARNING; under faults that is expected noise, and
@@ -214,7 +222,58 @@ class ZKClient:
             self._ensure(zk, parent)
             self._wait(zk.create_async(f"{parent}/{json.dumps(value)}-", b"", sequence=True))
             return _done("ok", value)
+        if f == "txn":
+            return self._txn(zk, value)
         return _done("fail", error=f"bad-op: {f!r} is not supported by the zookeeper system")
+
+    def _txn(self, zk: Any, mops: list[list[Any]]) -> dict[str, Any]:
+        """List-append txn: read every key, compute, commit one multi guarded by versions."""
+        keys: list[Any] = []
+        for _, k, _ in mops:
+            if k not in keys:
+                keys.append(k)
+        self._ensure(zk, f"{ROOT}/r")
+        for _ in range(TXN_ATTEMPTS):
+            try:
+                self._sync(zk, ROOT)
+                snap = {json.dumps(k): self._get(zk, self._path("r", k)) for k in keys}
+            except Exception as e:
+                return _done("fail", error=f"read: {type(e).__name__}: {e}"[:300])
+            state = {ek: v for ek, (v, _) in snap.items()}
+            written: set[str] = set()
+            out = []
+            for mf, k, v in mops:
+                ek = json.dumps(k)
+                if mf == "r":
+                    out.append([mf, k, state[ek]])
+                    continue
+                cur = state[ek]
+                if mf == "append" and cur is not None and not isinstance(cur, list):
+                    return _done("fail", error="not-a-list")
+                state[ek] = v if mf == "w" else [*(cur or []), v]
+                written.add(ek)
+                out.append([mf, k, v])
+            # Always commit, read-only txns too: separate gets are no snapshot, and the
+            # multi's version checks make the reads one (they were all still current).
+            t = zk.transaction()
+            for k in keys:
+                ek, path = json.dumps(k), self._path("r", k)
+                stat = snap[ek][1]
+                if ek in written:
+                    data = json.dumps(state[ek]).encode()
+                    if stat is None:
+                        t.create(path, data)
+                    else:
+                        t.set_data(path, data, version=stat.version)
+                elif stat is None:  # still absent: create and delete it in the same multi
+                    t.create(path, b"")
+                    t.delete(path)
+                else:
+                    t.check(path, stat.version)
+            results = self._wait(t.commit_async())  # a timeout or connection loss: info
+            if not any(isinstance(r, Exception) for r in results):
+                return _done("ok", out)
+        return _done("fail", error="conflict: the keys changed under every attempt")
 
     def _ensure(self, zk: Any, path: str) -> None:
         """Create ``path`` and its parents (persistent, empty) where missing."""
@@ -254,11 +313,11 @@ class ZooKeeperSystem(System):
     """An ensemble of Debian's ZooKeeper 3.8 (Zab); client through kazoo."""
 
     name = "zookeeper"
-    description = "Debian's ZooKeeper (Zab) ensemble through kazoo (register, set)"
+    description = "Debian's ZooKeeper (Zab) ensemble through kazoo (register, set, append)"
     own_address = True
     can_tell_leader = True
     option_names = ()
-    workloads = frozenset({"register", "set"})
+    workloads = frozenset({"register", "set", "append"})
     plugin_options = (
         Option("reads", str, "sync", "sync: sync() before each read (the latest value); local: the "
                "member's own state (sequentially consistent only)", choices=("sync", "local")),

@@ -8,7 +8,8 @@ What each must show (issue 17), with fixed seeds and short runs:
   refused up front because etcd's Go runtime ignores libfaketime, with that reason;
 * etcd, ``reads=serializable``: a stale read is caught under partitions that isolate
   one member (it keeps answering reads from its own state), with the witness;
-* ZooKeeper, ``reads=sync``: valid under partition, kill and pause;
+* ZooKeeper, ``reads=sync``: valid under partition, kill and pause; list-append
+  (multis guarded by znode versions) has no anomaly under partitions and kills;
 * ZooKeeper, ``reads=local``: a stale read is caught under partitions (a cut-off
   follower answers from its own state until it notices it lost the leader);
 * either system, not installed: refused with the exact ``apt-get install`` line.
@@ -119,6 +120,17 @@ def test_zookeeper_sync_reads_valid_under_partition_kill_pause(tmp_path):
              "--time-limit", "24", "--seed", "4"], tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert_fired(results_of(tmp_path), ["partition", "kill", "pause"])
+
+
+@needs_zk
+@pytest.mark.slow
+def test_zookeeper_append_multis_have_no_anomaly_under_partitions_and_kills(tmp_path):
+    p = run(["--system", "zookeeper", "--workload", "append", "--nemesis", "partition,kill",
+             "--nemesis-interval", "2", "--time-limit", "16", "--seed", "7"], tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = results_of(tmp_path)
+    assert res["workload"]["valid"] is True
+    assert_fired(res, ["partition", "kill"])
 
 
 @needs_zk
