@@ -200,6 +200,10 @@ class NetnsNet:
         if len(self.node_ids) > 250:
             raise NetnsError("netns mode lays out at most 250 nodes")
         self.subnet = self.subnet or self._pick_subnet()
+        if any(self.subnet.overlaps(u) for u in _used_networks()):
+            # Picked when the nodes were laid out; another run took it since.
+            raise NetnsError(f"subnet {self.subnet} was taken by another run (or route) since it was "
+                             "chosen; run again")
         if _forward_needs_rule():
             self._forward_rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-m", "comment",
                                   "--comment", f"{RULE_COMMENT}{self.tag}", "-j", "ACCEPT"]
