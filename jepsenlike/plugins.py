@@ -24,6 +24,7 @@ of every kind; a broken one is listed with its one-line error.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from jepsenlike.backends import REGISTRY as BACKENDS
 from jepsenlike.checkers.plugins import REGISTRY as CHECKERS
@@ -69,6 +70,19 @@ class Listing:
     description: str
     error: str | None = None
     options: tuple[Option, ...] = ()
+    unavailable: str | None = None
+    """For systems: why it cannot run here (e.g. the apt-get line that installs it), or None."""
+
+
+def _unavailable(reg: Any, plugin: Any) -> str | None:
+    """A system's ``unavailable_reason()`` with its default settings (None when it cannot say)."""
+    from jepsenlike.systems.base import System
+
+    try:
+        kwargs = {"settings": plugin.settings({})} if plugin.options else {}
+        return reg.instantiate(plugin, System, **kwargs).unavailable_reason()
+    except Exception:
+        return None
 
 
 def list_installed() -> dict[str, list[Listing]]:
@@ -85,7 +99,8 @@ def list_installed() -> dict[str, list[Listing]]:
             try:
                 plugin = reg.load(name)
                 rows.append(Listing(kind, name, plugin.distribution, plugin.description,
-                                    options=plugin.options))
+                                    options=plugin.options,
+                                    unavailable=_unavailable(reg, plugin) if kind == "systems" else None))
             except (PluginError, ConfigError) as e:
                 rows.append(Listing(kind, name, entry.distribution, "", str(e)))
         out[kind] = rows

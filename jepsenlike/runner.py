@@ -316,7 +316,7 @@ class Run:
 def _select_packages(config: TestConfig, system: System) -> tuple[list[NemesisPackage], dict[str, str]]:
     """The packages this backend can run, and the refused ones with the reason."""
     requested = build_packages(config.nemesis, PackageOptions.from_config(config))
-    caps, cap_reasons = backend_refusals(config.backend, system, config.nodes)
+    caps, cap_reasons = backend_refusals(config.backend, system, config.nodes, config.plugin_options)
     packages, refused = [], {}
     for pkg in requested:
         why = refusal(pkg.nemesis, caps, f"backend {config.backend!r}")

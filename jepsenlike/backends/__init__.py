@@ -73,10 +73,30 @@ def _backend_class(name: str, system: System) -> Any:
     return cls
 
 
-def backend_refusals(name: str, system: System, n_nodes: int = 2) -> tuple[frozenset[str], dict[str, str]]:
-    """What the named backend can do for ``system`` here, and why not the rest (nothing started)."""
-    caps, refusals = _backend_class(name, system).capabilities_here(n_nodes)
-    return frozenset(caps), dict(refusals)
+def backend_refusals(name: str, system: System, n_nodes: int = 2,
+                     plugin_options: Mapping[str, Mapping[str, Any]] | None = None,
+                     ) -> tuple[frozenset[str], dict[str, str]]:
+    """What the named backend can do for ``system`` here, and why not the rest (nothing started).
+
+    A ``capabilities_here`` that accepts ``system`` (and ``settings``) is given them, so a
+    backend can refuse a system it cannot lay out (ConfigError). A capability the system
+    itself cannot take (:meth:`~jepsenlike.systems.base.System.fault_refusals`, e.g. clock
+    faults on a static binary that ignores libfaketime) is removed, with the system's reason.
+    """
+    cls = _backend_class(name, system)
+    params = inspect.signature(cls.capabilities_here).parameters
+    kwargs: dict[str, Any] = {}
+    if "system" in params:
+        kwargs["system"] = system
+    if "settings" in params:
+        kwargs["settings"] = REGISTRY.load(name).settings(plugin_options)
+    caps, refusals = cls.capabilities_here(n_nodes, **kwargs)
+    caps, refusals = set(caps), dict(refusals)
+    for cap, why in system.fault_refusals().items():
+        if cap in caps:
+            caps.discard(cap)
+            refusals[cap] = f"system {system.name!r} cannot take it: {why}"
+    return frozenset(caps), refusals
 
 
 def backend_capabilities(name: str, system: System, n_nodes: int = 2) -> frozenset[str]:

@@ -26,6 +26,15 @@ proxy addresses :meth:`ProxyNet.peers_for` gives it; partitions, latency and
 connection drops are applied there (see ``docs/faults.md``). Clients talk to
 nodes directly.
 
+Addressable nodes (``network=netns``, chosen by ``auto`` when the system
+declares ``own_address``: it names each member by one address every peer
+dials, as etcd and ZooKeeper do): instead of proxies, each node runs in its own
+network namespace on a bridge, with its own address and the fixed ports
+:data:`NETNS_PORTS`, and partitions are iptables rules inside the namespaces
+(:mod:`jepsenlike.backends.netns`; needs root). Rootless, such a system is
+refused up front with the reason; the proxies only work for systems that dial
+the addresses they are given.
+
 Clocks (capability ``clock``, only when :func:`~jepsenlike.faketime.search_libfaketime`
 finds the library; otherwise :attr:`LocalBackend.refusals` says why): each
 node gets one :class:`~jepsenlike.faketime.FaketimeClock` on
@@ -67,9 +76,33 @@ from jepsenlike.backends.base import (
     track_live,
     untrack_live,
 )
+from jepsenlike.backends.netns import NetnsNet
+from jepsenlike.backends.netns import unavailable_reason as netns_unavailable
+from jepsenlike.errors import ConfigError
 from jepsenlike.faketime import FaketimeClock, search_libfaketime
 from jepsenlike.net.proxy import ProxyNet
+from jepsenlike.registry import Option
 from jepsenlike.systems.base import NodeSpec, System
+
+#: Client and peer port of every node in netns mode (each node has its own address).
+NETNS_PORTS = (7000, 7001)
+NETWORK_MODES = ("auto", "proxy", "netns")
+
+
+def network_mode(system: System | None, requested: str = "auto") -> str:
+    """``proxy`` or ``netns`` for this system; ConfigError when the choice cannot work here."""
+    own = bool(getattr(system, "own_address", False))
+    mode = requested if requested != "auto" else ("netns" if own else "proxy")
+    if mode == "proxy" and own:
+        raise ConfigError(f"--option local.network=proxy: system {system.name!r} names each member by one "
+                          "address every peer dials, which per-link proxies cannot give; use "
+                          "--option local.network=netns (as root)")
+    if mode == "netns":
+        why = netns_unavailable()
+        if why:
+            who = f"system {system.name!r} needs one address per member: " if own else ""
+            raise ConfigError(f"--backend local: {who}{why}")
+    return mode
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
@@ -137,10 +170,22 @@ class LocalBackend(Backend):
 
     name = "local"
     capabilities = frozenset({KILL, PAUSE, NET, CLOCK})
+    plugin_options = (
+        Option("network", str, "auto", "proxy: per-link proxies (rootless); netns: a network namespace "
+               "per node on a bridge (root); auto: netns when the system needs one address per member",
+               choices=NETWORK_MODES),
+    )
 
     @staticmethod
-    def capabilities_here(n_nodes: int = 2) -> tuple[frozenset[str], dict[str, str]]:
-        """What this backend can do on this machine, and why not the rest."""
+    def capabilities_here(n_nodes: int = 2, system: System | None = None,
+                          settings: Mapping[str, object] | None = None) -> tuple[frozenset[str], dict[str, str]]:
+        """What this backend can do on this machine, and why not the rest.
+
+        Raises:
+            ConfigError: ``system`` needs an address per member and netns mode cannot run here.
+        """
+        if system is not None:
+            network_mode(system, str((settings or {}).get("network", "auto")))
         caps = {KILL, PAUSE, NET, CLOCK}
         refusals: dict[str, str] = {}
         if n_nodes < 2:
@@ -166,8 +211,11 @@ class LocalBackend(Backend):
         clocks: bool = False,
         proxies: bool = True,
         initial_grudge: Mapping[str, Iterable[str]] | None = None,
+        settings: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__()
+        self.mode = network_mode(system, str((settings or {}).get("network", "auto")))
+        self.netns: NetnsNet | None = None
         self.capabilities, self.refusals = self.capabilities_here(n_nodes)
         if not proxies and NET in self.capabilities:
             self.capabilities = self.capabilities - {NET}
@@ -195,6 +243,17 @@ class LocalBackend(Backend):
         self._lay_out(n_nodes)
 
     def _lay_out(self, n_nodes: int) -> None:
+        if self.mode == "netns":
+            self.netns = self.netns or NetnsNet([f"n{i + 1}" for i in range(n_nodes)])
+            self.netns.subnet = None
+            self.netns.subnet = self.netns._pick_subnet()
+            self.nodes = [
+                NodeSpec(id=nid, client_addr=f"{self.netns.ip(nid)}:{NETNS_PORTS[0]}",
+                         peer_addr=f"{self.netns.ip(nid)}:{NETNS_PORTS[1]}",
+                         data_dir=str(self.run_dir / "nodes" / nid / "data"))
+                for nid in self.netns.node_ids
+            ]
+            return
         ports = free_ports(2 * n_nodes, self.host)
         self.nodes = [
             NodeSpec(
@@ -208,14 +267,19 @@ class LocalBackend(Backend):
 
     def peers_of(self, node: NodeSpec) -> dict[str, str]:
         """For every other node, the address ``node`` dials: its proxy when the net is up."""
-        if self.net is not None:
+        if self.net is not None and self.netns is None:
             return self.net.peers_for(node.id)
         return {n.id: n.peer_addr for n in self.nodes if n.id != node.id}
 
     def _start_net(self) -> None:
         """(Re)build the per-link proxies for the current layout, before any node starts."""
         self._stop_net()
-        if NET in self.capabilities:
+        if self.netns is not None:
+            self.netns.setup()
+            if self.initial_grudge is not None:
+                self.netns.apply_grudge(self.initial_grudge)
+            self.net = self.netns  # type: ignore[assignment]  # same fault methods as ProxyNet
+        elif NET in self.capabilities:
             net = ProxyNet({n.id: n.peer_addr for n in self.nodes}, seed=self.seed, host=self.host)
             net.start()
             if self.initial_grudge is not None:
@@ -224,7 +288,9 @@ class LocalBackend(Backend):
 
     def _stop_net(self) -> None:
         net, self.net = self.net, None
-        if net is not None:
+        if isinstance(net, NetnsNet):
+            net.teardown()
+        elif net is not None:
             net.stop()
 
     def _start_clocks(self) -> None:
@@ -275,7 +341,7 @@ class LocalBackend(Backend):
             self._lay_out(len(self.nodes))
 
     def _spawn(self, node: NodeSpec, why: str) -> None:
-        argv = self.command(node)
+        argv = (self.netns.exec_prefix(node.id) if self.netns else []) + self.command(node)
         log = self.log_path(node.id)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as fh:

@@ -1,15 +1,22 @@
-"""``jepsenlike clean --backend ssh --hosts-file FILE``: what crashed runs left on real hosts.
+"""``jepsenlike clean``: remove what earlier, killed runs left behind.
 
 Theory of operation
 -------------------
-Each host's agent ends its run by itself when the harness goes away (end of
-file on its ssh session, or silence longer than its lease); this command is
-for what remains when even the agent died. On every host of the hosts file it
-runs :func:`jepsenlike.backends.ssh.agent.clean` with the host's ``python3``:
-node process groups of runs whose agent is gone are killed, their run
-directories removed, and the ``JEPSENLIKE`` iptables chain deleted when no
-agent is live. ``--all`` also ends live runs; ``--purge`` also removes the
-installed venvs. For the docker backend, see ``jepsenlike docker clean``.
+A harness killed with SIGKILL cannot tear its cluster down. Each backend
+records what it creates before it creates it, so that this command can find
+the leftovers of every run whose harness is gone (runs still alive are left
+alone):
+
+* ``--backend local`` (the default): the netns mode's network namespaces, veth
+  links, bridge and FORWARD rule (:mod:`jepsenlike.backends.netns`).
+* ``--backend ssh --hosts-file FILE``: on every host, the node process groups
+  of runs whose agent is gone, their run directories and the ``JEPSENLIKE``
+  iptables chain (:func:`jepsenlike.backends.ssh.agent.clean`); each run's
+  agent does this by itself when the harness dies, so this is for when the
+  agent died too. ``--all`` also ends live runs; ``--purge`` also removes the
+  installed venvs.
+
+Docker leftovers: ``jepsenlike docker clean``.
 """
 
 from __future__ import annotations
@@ -23,30 +30,56 @@ from jepsenlike.errors import ConfigError
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "clean",
-        help="remove what crashed ssh runs left on the hosts (nodes, iptables chain, files)",
+        help="remove what killed runs left behind (local: namespaces, links, rules; ssh: hosts)",
         description=(
-            "On every host of the hosts file: kill the nodes of ssh runs whose agent is gone, "
-            "remove their run directories and the JEPSENLIKE iptables chain. Each run's agent "
-            "does this by itself when the harness dies; this is for when the agent died too."
+            "Remove the leftovers of runs whose harness was killed. Local backend (default): "
+            "network namespaces, veth links, the bridge and FORWARD rules of netns-mode runs. "
+            "ssh backend: on every host of --hosts-file, the nodes of runs whose agent is gone, "
+            "their run directories and the JEPSENLIKE iptables chain. Live runs are left alone. "
+            "Docker: `jepsenlike docker clean`."
         ),
     )
-    p.add_argument("--backend", default="ssh", metavar="NAME", help="ssh (docker: `jepsenlike docker clean`)")
-    p.add_argument("--hosts-file", metavar="FILE", required=True, help="the hosts file of the runs")
-    p.add_argument("--all", action="store_true", help="also end runs whose agent is still live")
-    p.add_argument("--purge", action="store_true", help="also remove the installed venvs")
+    p.add_argument("--backend", choices=("local", "ssh"), default="local",
+                   help="which backend's leftovers to remove (default: local)")
+    p.add_argument("--dry-run", action="store_true", help="local: only list what would be removed")
+    p.add_argument("--hosts-file", metavar="FILE", help="ssh: the hosts file of the runs")
+    p.add_argument("--all", action="store_true", help="ssh: also end runs whose agent is still live")
+    p.add_argument("--purge", action="store_true", help="ssh: also remove the installed venvs")
     p.add_argument("--option", dest="plugin_options", action="append", default=[],
                    metavar="ssh.KEY=VALUE", help="ssh backend options (user, key, remote_dir, ...)")
     p.set_defaults(func=_clean)
 
 
 def _clean(args: argparse.Namespace) -> int:
+    if args.backend == "ssh":
+        return _clean_ssh(args)
+    if args.hosts_file or args.all or args.purge or args.plugin_options:
+        raise ConfigError("--hosts-file/--all/--purge/--option are for --backend ssh; "
+                          "add --backend ssh or drop them")
+    return _clean_local(args)
+
+
+def _clean_local(args: argparse.Namespace) -> int:
+    from jepsenlike.backends.netns import clean_leftovers
+
+    report = clean_leftovers(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for what, items in (("namespace", report.namespaces), ("link", report.links), ("rule", report.rules)):
+        for item in items:
+            print(f"{verb} {what} {item}")
+    print(f"jepsenlike clean: {verb} {len(report.namespaces)} namespace(s), {len(report.links)} link(s), "
+          f"{len(report.rules)} FORWARD rule(s)"
+          + (f"; {len(report.live_tags)} live run(s) left alone" if report.live_tags else ""))
+    return 0
+
+
+def _clean_ssh(args: argparse.Namespace) -> int:
     from jepsenlike.backends.ssh.backend import SSHBackend, clean_hosts
     from jepsenlike.backends.ssh.hosts import read_hosts_file
     from jepsenlike.registry import resolve_settings
 
-    if args.backend != "ssh":
-        raise ConfigError(f"--backend {args.backend}: clean handles ssh; for docker run "
-                          "`jepsenlike docker clean`")
+    if not args.hosts_file:
+        raise ConfigError("--backend ssh: give --hosts-file FILE (the hosts file of the runs)")
     raw: dict[str, str] = {}
     for item in args.plugin_options:
         key, eq, value = item.partition("=")

@@ -45,6 +45,9 @@ def list_command(args: argparse.Namespace) -> int:
                 out.write(f"  {r.name:<{width}}  BROKEN: {r.error}{dist}\n")
             else:
                 out.write(f"  {r.name:<{width}}  {r.description}{dist}\n")
+                if kind == "systems":
+                    status = f"NOT INSTALLED: {r.unavailable}" if r.unavailable else "installed"
+                    out.write(f"  {'':<{width}}    status: {status}\n")
                 for opt in r.options:
                     out.write(f"  {'':<{width}}    --option {r.name}.{opt.describe()}\n")
         out.write("\n")

@@ -145,6 +145,19 @@ class System(ABC):
     #: (the flag is then passed through unchecked).
     bugs: tuple[str, ...] | None = None
 
+    #: True when every member is named by one address that all peers dial (etcd's peer
+    #: URLs, ZooKeeper's server list): per-link proxies cannot serve it, so the local
+    #: backend runs each node in its own network namespace (root).
+    own_address: bool = False
+    #: Backend capability (``clock``, ``kill``, ``pause``, ``net``) -> why faults needing it
+    #: cannot act on this system (e.g. a static Go binary ignores libfaketime). Faults
+    #: needing a listed capability are refused up front with this reason.
+    refused_capabilities: Mapping[str, str] = {}
+
+    def fault_refusals(self) -> dict[str, str]:
+        """Capability -> why this system cannot take faults that need it (default: the table)."""
+        return dict(self.refused_capabilities)
+
     #: Node options ``--system-options`` accepts (``key=value``), or None to pass any.
     option_names: tuple[str, ...] | None = ()
     #: The options in force for this run (set by :meth:`configure`).

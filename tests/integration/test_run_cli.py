@@ -31,7 +31,7 @@ def mem_run(store, *args: str) -> subprocess.CompletedProcess[str]:
     "args, message",
     [
         (["--nemesis", "partiton"], "jepsenlike: error: --nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, slow"),
-        (["--system", "rafft"], "--system: unknown system 'rafft'; available: memory, paxos, raft"),
+        (["--system", "rafft"], "--system: unknown system 'rafft'; available: etcd, memory, paxos, raft, zookeeper"),
         (["--workload", "bank"], "--workload: unknown workload 'bank'; available: append, register, set"),
         (["--nodes", "zero"], "--nodes: expected an integer, got 'zero'"),
         (["--routing", "nearest"], "--routing: unknown routing 'nearest'; available: random, round-robin, leader"),

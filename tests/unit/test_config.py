@@ -60,7 +60,7 @@ def test_each_bad_flag_is_named_with_the_valid_choices(flags, message):
 
 
 def test_unknown_system_lists_the_available_ones():
-    with pytest.raises(ConfigError, match=r"--system: unknown system 'rafft'; available: memory, paxos, raft"):
+    with pytest.raises(ConfigError, match=r"--system: unknown system 'rafft'; available: etcd, memory, paxos, raft, zookeeper"):
         build_config({"system": "rafft"})
 
 
