@@ -227,6 +227,7 @@ class SimCluster:
         while core.has_ready():
             rd = core.ready()
             self._handle_ready(i, sn, rd)
+            core.advance(rd)
 
     def _handle_ready(self, i: str, sn: _SimNode, rd: Ready) -> None:
         sn.disk.save(rd)

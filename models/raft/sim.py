@@ -266,7 +266,7 @@ class SimCluster:
                 req = self.pending.pop(rs.ctx, None)
                 if req is None:
                     continue
-                if node.applied < rs.index:
+                if node._applying < rs.index:
                     raise InvariantViolation(
                         "read-freshness", f"{i} served read at {rs.index} before applying it"
                     )
@@ -282,6 +282,7 @@ class SimCluster:
                 self.reads_done += 1
             for ctx in rd.dropped_reads:
                 self.pending.pop(ctx, None)
+            node.advance(rd)
         self.check_invariants()
 
     def _observe_apply(self, i: str, node: RaftNode, e: Entry) -> None:
