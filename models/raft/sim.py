@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jepsenlike.models.kv import KVStore
+from jepsenlike.models.raft.bugs import BUGS
 from jepsenlike.models.raft.core import (
     LEADER,
     Config,
@@ -52,17 +53,11 @@ from jepsenlike.models.raft.core import (
     RaftNode,
     Ready,
     Snapshot,
+    safe_lease_seconds,
 )
+from jepsenlike.models.simulator import TICK_NS, Invariants, InvariantViolation, Simulator
 
-__all__ = ["InvariantViolation", "MemoryStorage", "SimCluster"]
-
-
-class InvariantViolation(AssertionError):
-    """A Raft safety property broke; ``claim`` names which one."""
-
-    def __init__(self, claim: str, detail: str) -> None:
-        super().__init__(f"{claim}: {detail}")
-        self.claim = claim
+__all__ = ["InvariantViolation", "MemoryStorage", "RaftInvariants", "RaftSystem", "SimCluster"]
 
 
 @dataclass
@@ -100,6 +95,114 @@ class MemoryStorage:
         return hs, self.snapshot, list(self.entries)
 
 
+class RaftInvariants(Invariants):
+    """Raft's safety claims (paper, figure 3), checked over the live cores.
+
+    Election safety, leader append-only, log matching, leader completeness and state
+    machine safety (on committed entries; the simulator checks applied ones). The
+    observations (leaders per term, committed entries) accumulate over the whole run,
+    across crashes.
+    """
+
+    def __init__(self) -> None:
+        self.leader_of_term: dict[int, str] = {}
+        self.leader_logs: dict[str, tuple[int, dict[int, int]]] = {}
+        self.committed: dict[int, tuple[int, Any]] = {}  # index -> (entry term, data)
+        self.commit_term: dict[int, int] = {}  # index -> lowest term it was seen committed in
+
+    def on_ready(self, sim: Simulator, node: str, rd: Any) -> None:
+        if rd.role == LEADER:
+            other = self.leader_of_term.setdefault(rd.term, node)
+            if other != node:
+                raise InvariantViolation(
+                    "election safety", f"{other} and {node} were both leader in term {rd.term}"
+                )
+
+    def on_boot(self, sim: Simulator, node: str) -> None:
+        self.leader_logs.pop(node, None)
+
+    def check(self, sim: Simulator) -> None:
+        self.check_cores([(i, sim.nodes[i].core) for i in sim.up()])
+
+    def check_cores(self, nodes: list[tuple[str, RaftNode]]) -> None:
+        """Check the claims over the live cores ``(id, core)``."""
+        # Record what is committed (and since which term) before checking leaders.
+        for i, n in nodes:
+            log = n.log
+            for idx in range(log.snap_index + 1, n.commit + 1):
+                e = log.entry(idx)
+                prev = self.committed.get(idx)
+                if prev is None:
+                    self.committed[idx] = (e.term, e.data)
+                    self.commit_term[idx] = n.term
+                elif prev != (e.term, e.data):
+                    raise InvariantViolation(
+                        "state machine safety",
+                        f"{i} holds {e.data!r} (term {e.term}) committed at index {idx}; "
+                        f"earlier {prev[1]!r} (term {prev[0]}) was committed there",
+                    )
+                else:
+                    self.commit_term[idx] = min(self.commit_term[idx], n.term)
+        for i, n in nodes:
+            if n.role != LEADER:
+                self.leader_logs.pop(i, None)
+                continue
+            # Election safety.
+            other = self.leader_of_term.setdefault(n.term, i)
+            if other != i:
+                raise InvariantViolation(
+                    "election safety", f"{other} and {i} were both leader in term {n.term}"
+                )
+            # Leader append-only.
+            log = n.log
+            prev = self.leader_logs.get(i)
+            if prev is not None and prev[0] == n.term:
+                for idx, t in prev[1].items():
+                    if idx > log.snap_index and log.term_at(idx) != t:
+                        raise InvariantViolation(
+                            "leader append-only",
+                            f"leader {i} (term {n.term}) changed entry {idx} from term {t} "
+                            f"to {log.term_at(idx)}",
+                        )
+            self.leader_logs[i] = (n.term, {e.index: e.term for e in log.entries})
+            # Leader completeness.
+            for idx, (t, data) in self.committed.items():
+                if self.commit_term[idx] >= n.term or idx <= log.snap_index:
+                    continue
+                if log.term_at(idx) != t or log.entry(idx).data != data:
+                    raise InvariantViolation(
+                        "leader completeness",
+                        f"leader {i} of term {n.term} lacks entry {idx} (term {t}) "
+                        f"committed in term {self.commit_term[idx]}",
+                    )
+        # Log matching: find the highest index where two logs agree on the term;
+        # below it they must agree everywhere.
+        for a in range(len(nodes)):
+            la = nodes[a][1].log
+            for b in range(a + 1, len(nodes)):
+                lb = nodes[b][1].log
+                lo = max(la.snap_index, lb.snap_index) + 1
+                hi = min(la.last_index, lb.last_index)
+                agreed = False
+                for idx in range(hi, lo - 1, -1):
+                    ea, eb = la.entry(idx), lb.entry(idx)
+                    if ea.term == eb.term:
+                        if ea.data != eb.data:
+                            raise InvariantViolation(
+                                "log matching",
+                                f"{nodes[a][0]} and {nodes[b][0]} hold different entries "
+                                f"with index {idx} and term {ea.term}",
+                            )
+                        agreed = True
+                    elif agreed:
+                        raise InvariantViolation(
+                            "log matching",
+                            f"{nodes[a][0]} and {nodes[b][0]} agree above index {idx} "
+                            f"but differ at it",
+                        )
+
+
+
 class SimCluster:
     """N Raft cores on a simulated network; see the module docstring."""
 
@@ -127,10 +230,7 @@ class SimCluster:
         self.clock_offset = {i: 0.0 for i in self.ids}
         self.step_count = 0
         # Observations for the invariants.
-        self.leader_of_term: dict[int, str] = {}
-        self.leader_logs: dict[str, tuple[int, dict[int, int]]] = {}
-        self.committed: dict[int, tuple[int, Any]] = {}  # index -> (entry term, data)
-        self.commit_term: dict[int, int] = {}  # index -> lowest term it was seen committed in
+        self.inv = RaftInvariants()
         self.applied: dict[int, tuple[int, Any]] = {}
         self.acked_appends: dict[Any, int] = {}  # value -> step it was acknowledged
         self.pending: dict[Any, tuple[str, Any]] = {}  # request id -> (node, request)
@@ -151,7 +251,7 @@ class SimCluster:
     def crash(self, i: str) -> None:
         self.nodes[i] = None
         self.sms.pop(i, None)
-        self.leader_logs.pop(i, None)
+        self.inv.leader_logs.pop(i, None)
         self.pending = {k: v for k, v in self.pending.items() if v[0] != i}
 
     def restart(self, i: str) -> None:
@@ -299,81 +399,11 @@ class SimCluster:
     # ------------------------------------------------------------ invariants
 
     def check_invariants(self) -> None:
-        nodes = [(i, n) for i, n in self.nodes.items() if n is not None]
-        # Record what is committed (and since which term) before checking leaders.
-        for i, n in nodes:
-            log = n.log
-            for idx in range(log.snap_index + 1, n.commit + 1):
-                e = log.entry(idx)
-                prev = self.committed.get(idx)
-                if prev is None:
-                    self.committed[idx] = (e.term, e.data)
-                    self.commit_term[idx] = n.term
-                elif prev != (e.term, e.data):
-                    raise InvariantViolation(
-                        "state machine safety",
-                        f"{i} holds {e.data!r} (term {e.term}) committed at index {idx}; "
-                        f"earlier {prev[1]!r} (term {prev[0]}) was committed there",
-                    )
-                else:
-                    self.commit_term[idx] = min(self.commit_term[idx], n.term)
-        for i, n in nodes:
-            if n.role != LEADER:
-                self.leader_logs.pop(i, None)
-                continue
-            # Election safety.
-            other = self.leader_of_term.setdefault(n.term, i)
-            if other != i:
-                raise InvariantViolation(
-                    "election safety", f"{other} and {i} were both leader in term {n.term}"
-                )
-            # Leader append-only.
-            log = n.log
-            prev = self.leader_logs.get(i)
-            if prev is not None and prev[0] == n.term:
-                for idx, t in prev[1].items():
-                    if idx > log.snap_index and log.term_at(idx) != t:
-                        raise InvariantViolation(
-                            "leader append-only",
-                            f"leader {i} (term {n.term}) changed entry {idx} from term {t} "
-                            f"to {log.term_at(idx)}",
-                        )
-            self.leader_logs[i] = (n.term, {e.index: e.term for e in log.entries})
-            # Leader completeness.
-            for idx, (t, data) in self.committed.items():
-                if self.commit_term[idx] >= n.term or idx <= log.snap_index:
-                    continue
-                if log.term_at(idx) != t or log.entry(idx).data != data:
-                    raise InvariantViolation(
-                        "leader completeness",
-                        f"leader {i} of term {n.term} lacks entry {idx} (term {t}) "
-                        f"committed in term {self.commit_term[idx]}",
-                    )
-        # Log matching: find the highest index where two logs agree on the term;
-        # below it they must agree everywhere.
-        for a in range(len(nodes)):
-            la = nodes[a][1].log
-            for b in range(a + 1, len(nodes)):
-                lb = nodes[b][1].log
-                lo = max(la.snap_index, lb.snap_index) + 1
-                hi = min(la.last_index, lb.last_index)
-                agreed = False
-                for idx in range(hi, lo - 1, -1):
-                    ea, eb = la.entry(idx), lb.entry(idx)
-                    if ea.term == eb.term:
-                        if ea.data != eb.data:
-                            raise InvariantViolation(
-                                "log matching",
-                                f"{nodes[a][0]} and {nodes[b][0]} hold different entries "
-                                f"with index {idx} and term {ea.term}",
-                            )
-                        agreed = True
-                    elif agreed:
-                        raise InvariantViolation(
-                            "log matching",
-                            f"{nodes[a][0]} and {nodes[b][0]} agree above index {idx} "
-                            f"but differ at it",
-                        )
+        self.inv.check_cores([(i, n) for i, n in self.nodes.items() if n is not None])
+
+    @property
+    def committed(self) -> dict[int, tuple[int, Any]]:
+        return self.inv.committed
 
     # ------------------------------------------------------------ schedulers
 
@@ -457,3 +487,68 @@ class SimCluster:
             else:
                 self.tick(rng.choice(self.ids))
         raise AssertionError("cluster did not stabilize")
+
+
+class RaftSystem:
+    """The Raft core as a :class:`~jepsenlike.models.simulator.System`.
+
+    Seeded bugs map to the layer they live in: ``commit-old-term`` and
+    ``lease-without-bound`` to the core config (the latter also switches reads to
+    lease mode and makes the driver read the wall clock, so clock steps reach the
+    core), ``volatile-vote`` to the storage, ``stale-read`` and ``early-ack`` to the
+    driver. ``read_mode="lease"`` runs correct lease reads without the bug.
+    """
+
+    name = "raft"
+    bug_names = tuple(BUGS)
+
+    def __init__(self, bugs: frozenset[str] = frozenset(), read_mode: str = "read-index") -> None:
+        unknown = sorted(set(bugs) - set(BUGS))
+        if unknown:
+            raise ValueError(f"unknown raft bug {unknown}; valid bugs: {', '.join(BUGS)}")
+        self.bugs = frozenset(bugs)
+        lease = read_mode == "lease" or "lease-without-bound" in self.bugs
+        et = 10
+        self.config = Config(
+            election_ticks=et,
+            heartbeat_ticks=2,
+            read_mode="lease" if lease else "read-index",
+            lease_seconds=safe_lease_seconds(et, TICK_NS / 1e9, 0.0) if lease else 0.0,
+            bugs=self.bugs & {"commit-old-term", "lease-without-bound"},
+        )
+        self.wall_clock = "lease-without-bound" in self.bugs
+
+    def new_storage(self, node: str) -> MemoryStorage:
+        return MemoryStorage(volatile_vote="volatile-vote" in self.bugs)
+
+    def boot(self, node: str, peers: list[str], storage: MemoryStorage, rng: random.Random) -> RaftNode:
+        hs, snap, entries = storage.recover()
+        return RaftNode(node, peers, self.config, rng, hard_state=hs, snapshot=snap, entries=entries)
+
+    def restored_state(self, storage: MemoryStorage) -> Any:
+        return storage.snapshot.data
+
+    def persist(self, storage: MemoryStorage, rd: Ready) -> None:
+        storage.save(rd)
+
+    def save_snapshot(self, storage: MemoryStorage, core: RaftNode) -> None:
+        assert core.snapshot is not None
+        storage.compact(core.snapshot)
+
+    def snapshot_data(self, snap: Snapshot) -> Any:
+        return snap.data
+
+    def snapshot_index(self, core: RaftNode) -> int:
+        return core.log.snap_index
+
+    def snapshot_index_of(self, snap: Snapshot) -> int:
+        return snap.index
+
+    def invariants(self) -> RaftInvariants:
+        return RaftInvariants()
+
+    def serves_reads_locally(self) -> bool:
+        return "stale-read" in self.bugs
+
+    def acks_on_propose(self) -> bool:
+        return "early-ack" in self.bugs
