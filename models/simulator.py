@@ -12,7 +12,9 @@ The world:
 * **network** -- a bag of in-flight messages. ``deliver``/``drop``/``duplicate`` pick
   one by position (any order: reordering is delivering a later one first);
   ``elapse`` ticks every live node once per round and then delivers everything in the
-  bag, FIFO, until it is empty (a quiet, synchronous network). A message that crosses
+  bag, FIFO, until it is empty (a quiet, synchronous network); with ``loss``,
+  ``dup`` or ``reorder`` the round's deliveries lose, duplicate or reorder messages
+  at random (from the run's seeded network rng). A message that crosses
   a partition (``partition``/``heal``) is lost when it would be delivered.
 * **time** -- the global simulated time advances one tick per ``elapse`` round (and
   per ``tick`` step). Each node has a *wall-clock offset* moved by ``clock`` steps;
@@ -26,7 +28,9 @@ The world:
   lagging peers then get snapshots through the protocol.
 * **clients** -- one client per node (process ``k`` for node ``k``; a new process id
   after the node crashes, as Jepsen does). ``client`` steps invoke read, write, cas
-  or list-append transactions on a node (or on whichever node is leader). The
+  or list-append transactions on a node (or on whichever node is leader, or on
+  every node at once), and ``elapse`` with ``load`` makes idle clients invoke ops at
+  random (seeded) every round, like a Jepsen workload running under faults. The
   simulator records the history in the project's JSONL format (``time`` is simulated
   nanoseconds), completing an op when its command is applied (or its read served),
   failing it definitely on ``NotLeader`` and recording ``info`` when the node crashed
@@ -39,7 +43,8 @@ cluster settle, issues one final read and closes the history: ops still open bec
 Each Ready is handled as the real server does -- persist, send, apply, ``advance`` --
 and a :class:`System` (one per protocol) supplies the core, its storage, its seeded
 bugs and its invariant set. :class:`Invariants` hooks see every Ready and run their
-checks after every step; a broken one raises :class:`InvariantViolation` naming the
+checks after every step (an ``elapse`` of many rounds is one step; the cheap
+per-Ready hooks see every round); a broken one raises :class:`InvariantViolation` naming the
 claim. The engine itself checks *state machine safety*: no two nodes apply different
 commands at one index.
 """
@@ -67,7 +72,9 @@ __all__ = [
 #: simulated nanoseconds per tick (a tick is 10 ms of simulated time)
 TICK_NS = 10_000_000
 #: rounds of quiet network after the schedule (see :meth:`Simulator.finish`)
-SETTLE_ROUNDS = 60
+SETTLE_ROUNDS = 30
+#: ticks a client waits for an answer before it records ``info`` and moves on
+CLIENT_TIMEOUT = 5
 
 STEP_KINDS = (
     "elapse",
@@ -107,7 +114,7 @@ class Invariants:
         """Called after a node (re)started from its storage."""
 
     def check(self, sim: Simulator) -> None:
-        """Called after every step (and every round of ``elapse``)."""
+        """Called after every step."""
 
 
 class System(Protocol):
@@ -174,6 +181,7 @@ class _Pending:
     value: Any
     rid: str = ""
     index: int = 0
+    since: int = 0  # tick of the invocation
 
 
 class Simulator:
@@ -218,6 +226,8 @@ class Simulator:
         self.delivered = 0
         self.ops_done = 0
         self.invariants = system.invariants()
+        self.load_rng = random.Random(f"{seed}/load")
+        self.net_rng = random.Random(f"{seed}/net")
         self.trace: list[str] = []
         for i in self.ids:
             self._boot(i)
@@ -267,23 +277,68 @@ class Simulator:
         fn(s)
         self.invariants.check(self)
 
-    def _node_arg(self, s: dict[str, Any]) -> str:
-        n = s.get("node")
-        if n not in self.nodes:
-            raise ValueError(f"step {s!r}: 'node' must be one of {', '.join(self.ids)}")
-        return n
+    def _node_arg(self, s: dict[str, Any]) -> str | None:
+        return self._resolve(s.get("node"), s)
+
+    def _resolve(self, n: Any, s: dict[str, Any]) -> str | None:
+        """A node id, or a role selector resolved now: ``leader`` (the live node that
+        leads with the highest term), ``follower`` (the first live non-leader),
+        ``crashed`` (the first node that is down). ``None`` when nobody fits."""
+        if n in self.nodes:
+            return n
+        if n == "leader":
+            return self.leader()
+        if n == "follower":
+            lead = self.leader()
+            return next((i for i in self.up() if i != lead), None)
+        if n == "crashed":
+            return next((i for i in self.ids if self.nodes[i].core is None), None)
+        raise ValueError(
+            f"step {s!r}: node {n!r} must be one of {', '.join(self.ids)}, "
+            "leader, follower or crashed"
+        )
 
     def _do_elapse(self, s: dict[str, Any]) -> None:
+        load = bool(s.get("load", False))
+        loss = float(s.get("loss", 0.0))
+        dup = float(s.get("dup", 0.0))
+        reorder = bool(s.get("reorder", False))
         for _ in range(int(s.get("ticks", 1))):
             self.time += 1
             for i in self.up():
                 self.nodes[i].core.tick(self.now(i))
                 self._process(i)
-            self._flush()
-            self.invariants.check(self)
+            self._timeouts()
+            if load:
+                self._load()
+            if loss or dup or reorder:
+                self._flush_faulty(loss, dup, reorder)
+            else:
+                self._flush()
+
+    def _timeouts(self) -> None:
+        """A client gives up on an op after :data:`CLIENT_TIMEOUT` ticks: ``info``
+        (it may still take effect), and the client continues as a new process."""
+        for proc, op in list(self.pending.items()):
+            if self.time - op.since >= CLIENT_TIMEOUT:
+                del self.pending[proc]
+                self._complete(op, "info", None, "timeout")
+                if self.process_of(op.node) == proc:
+                    self.gen[op.node] += 1
+
+    def _load(self) -> None:
+        """Background load: each idle client invokes an op with probability 1/2 (the
+        choices come from the run's seeded load rng, so a schedule replays exactly)."""
+        for i in self.up():
+            r = self.load_rng.random()
+            if r < 0.9 and self.process_of(i) not in self.pending:
+                f = ("write", "read", "read", "cas")[self.load_rng.randrange(4)]
+                self.invoke(i, f, self.load_rng.randrange(8))
 
     def _do_tick(self, s: dict[str, Any]) -> None:
         i = self._node_arg(s)
+        if i is None:
+            return
         for _ in range(int(s.get("ticks", 1))):
             self.time += 1
             if self.nodes[i].core is None:
@@ -315,27 +370,31 @@ class Simulator:
         self._flush()
 
     def _do_crash(self, s: dict[str, Any]) -> None:
-        self.crash(self._node_arg(s))
+        i = self._node_arg(s)
+        if i is not None:
+            self.crash(i)
 
     def _do_restart(self, s: dict[str, Any]) -> None:
         i = self._node_arg(s)
-        if self.nodes[i].core is None:
+        if i is not None and self.nodes[i].core is None:
             self._boot(i)
 
     def _do_partition(self, s: dict[str, Any]) -> None:
-        side = set(s.get("isolate") or ())
-        if not side <= set(self.ids):
-            raise ValueError(f"step {s!r}: 'isolate' must list node ids from {self.ids}")
+        side = {self._resolve(n, s) for n in s.get("isolate") or ()} - {None}
         self.cut = {(a, b) for a in self.ids for b in self.ids if (a in side) != (b in side)}
 
     def _do_heal(self, s: dict[str, Any]) -> None:
         self.cut = set()
 
     def _do_clock(self, s: dict[str, Any]) -> None:
-        self.nodes[self._node_arg(s)].offset += float(s.get("delta", 0.0))
+        i = self._node_arg(s)
+        if i is not None:
+            self.nodes[i].offset += float(s.get("delta", 0.0))
 
     def _do_compact(self, s: dict[str, Any]) -> None:
         i = self._node_arg(s)
+        if i is None:
+            return
         n = self.nodes[i]
         core = n.core
         if core is None or core.applied <= self.system.snapshot_index(core):
@@ -348,7 +407,11 @@ class Simulator:
         if f not in CLIENT_FS:
             raise ValueError(f"step {s!r}: 'f' must be one of {', '.join(CLIENT_FS)}")
         target = s.get("node", "leader")
-        i = self.leader() if target == "leader" else self._node_arg(s)
+        if target == "all":
+            for i in self.up():
+                self.invoke(i, f, int(s.get("arg", 0)))
+            return
+        i = self._resolve(target, s)
         if i is None or self.nodes[i].core is None:
             return  # no leader known / node down: the client has nowhere to send
         self.invoke(i, f, int(s.get("arg", 0)))
@@ -370,6 +433,23 @@ class Simulator:
             if k > limit:
                 raise RuntimeError(f"network did not quiesce within {limit} deliveries")
             self._deliver(self.inflight.pop(0))
+
+    def _flush_faulty(self, loss: float, dup: float, reorder: bool, limit: int = 20_000) -> None:
+        """Deliver until quiet, losing (``loss``), duplicating (``dup``) and picking
+        messages out of order (``reorder``) with the run's seeded network rng."""
+        rng = self.net_rng
+        k = 0
+        while self.inflight:
+            k += 1
+            if k > limit:
+                raise RuntimeError(f"network did not quiesce within {limit} deliveries")
+            j = rng.randrange(len(self.inflight)) if reorder else 0
+            m = self.inflight.pop(j)
+            if loss and rng.random() < loss:
+                continue
+            if dup and rng.random() < dup:
+                self._deliver(m)
+            self._deliver(m)
 
     # ------------------------------------------------------------------ nodes
 
@@ -496,7 +576,7 @@ class Simulator:
             self.next_value += 1
             value = [self.written[arg % len(self.written)], self.next_value]
             self.written.append(self.next_value)
-        op = _Pending(proc, i, f, key, value, rid=f"{proc}:{len(self.history)}")
+        op = _Pending(proc, i, f, key, value, rid=f"{proc}:{len(self.history)}", since=self.time)
         self._record(proc, "invoke", f, key, value, i)
         core = self.nodes[i].core
         read_only = f == "read" or (f == "txn" and all(m[0] == "r" for m in value))
@@ -575,7 +655,7 @@ class Simulator:
         if leader is not None:
             self.gen[leader] += 1  # a fresh client, so the final read is never skipped
             self.invoke(leader, "read", 0)
-            self._do_elapse({"ticks": 10})
+            self._do_elapse({"ticks": 5})
         self.invariants.check(self)
         for proc in sorted(self.pending):
             op = self.pending.pop(proc)
