@@ -99,7 +99,9 @@ class RaftInvariants(Invariants):
     """Raft's safety claims (paper, figure 3), checked over the live cores.
 
     Election safety, leader append-only, log matching, leader completeness and state
-    machine safety (on committed entries; the simulator checks applied ones). The
+    machine safety (on committed entries; the simulator checks applied ones), plus
+    the commit rule behind leader completeness: a leader's commit index only lands
+    on an entry of its own term. The
     observations (leaders per term, committed entries) accumulate over the whole run,
     across crashes.
     """
@@ -117,6 +119,19 @@ class RaftInvariants(Invariants):
                 raise InvariantViolation(
                     "election safety", f"{other} and {node} were both leader in term {rd.term}"
                 )
+            # The commit rule (paper 5.4.2): a leader advances its commit index by
+            # counting replicas only to an entry of its own term. Breaking it is what
+            # lets figure 8 lose a committed entry; checking the rule itself catches
+            # the mistake without waiting for the rare schedule that loses the entry.
+            core = sim.nodes[node].core
+            if rd.hard_state is not None and rd.committed_entries:
+                last = rd.committed_entries[-1]
+                if last.index == core.commit and last.term != rd.term:
+                    raise InvariantViolation(
+                        "commit rule",
+                        f"leader {node} of term {rd.term} committed index {last.index} "
+                        f"of term {last.term} by counting replicas",
+                    )
 
     def on_boot(self, sim: Simulator, node: str) -> None:
         self.leader_logs.pop(node, None)
@@ -512,6 +527,10 @@ class RaftSystem:
         self.config = Config(
             election_ticks=et,
             heartbeat_ticks=2,
+            # One entry per append: followers then hold old-term entries without the
+            # new leader's no-op, the situation of the paper's figure 8.
+            max_entries_per_msg=1,
+            max_inflight=4,
             read_mode="lease" if lease else "read-index",
             lease_seconds=safe_lease_seconds(et, TICK_NS / 1e9, 0.0) if lease else 0.0,
             bugs=self.bugs & {"commit-old-term", "lease-without-bound"},
