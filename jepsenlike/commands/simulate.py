@@ -6,9 +6,11 @@ fault schedules for the chosen system (``raft``, ``paxos``, or a user's
 (:mod:`jepsenlike.models.simulator`) with its invariants and checks the recorded
 history; on the first failure it shrinks the schedule. ``--replay FILE`` re-runs one
 schedule exactly. Either way the run directory (``<store>/simulate-<system>/<timestamp>``,
-with ``<store>/latest``) gets ``schedule.json`` (the minimal failing schedule, or for
-a clean search the last one tried is not kept: none), ``history.jsonl``,
-``results.json`` and ``report.html`` (the schedule step by step beside the failure).
+with ``<store>/latest``) gets ``schedule.json`` (the minimal failing schedule; no
+steps after a clean search), ``history.jsonl``, ``results.json``, ``report.html`` (the
+schedule step by step beside the failure) and ``run-schedule.jsonl``: the schedule's
+faults as wall-clock nemesis ops for ``jepsenlike run --schedule``
+(:mod:`jepsenlike.models.simtranslate`).
 
 Exit codes as ``run``: 0 no failure, 1 a failure found (or the replay fails),
 2 the checker could not decide, 255 bad input.
@@ -59,6 +61,10 @@ def register(sub: Any) -> None:
         help="seconds for shrinking a failure (default 20)",
     )
     p.add_argument("--replay", metavar="SCHEDULE", help="re-run one schedule.json exactly")
+    p.add_argument(
+        "--tick-seconds", type=float, default=0.05, metavar="S",
+        help="real seconds per simulated tick in run-schedule.jsonl (default 0.05)",
+    )
     p.add_argument("--store", default="store", help="store directory (default ./store)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
@@ -93,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             outcome = run_schedule(schedule)
         except ValueError as e:
             raise ConfigError(f"--replay {args.replay}: {e}") from None
-        run_dir = _write_run(args.store, schedule, outcome, {"mode": "replay"})
+        run_dir = _write_run(args.store, schedule, outcome, {"mode": "replay"}, args.tick_seconds)
         _say(outcome, run_dir)
         return _exit_code(outcome.valid)
 
@@ -140,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed, "workload": args.workload,
     }
     if res.found is None:
-        run_dir = _write_run(args.store, {**base, "steps": []}, None, stats)
+        run_dir = _write_run(args.store, {**base, "steps": []}, None, stats, args.tick_seconds)
         valid: Any = True if res.unknown == 0 else "unknown"
         print(
             f"simulate {args.system}: no failure in {res.schedules} schedules "
@@ -148,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return _exit_code(valid)
     assert res.schedule is not None
-    run_dir = _write_run(args.store, res.schedule, res.found, stats)
+    run_dir = _write_run(args.store, res.schedule, res.found, stats, args.tick_seconds)
     _say(res.found, run_dir)
     return _exit_code(res.found.valid)
 
@@ -166,7 +172,15 @@ def _say(outcome: Any, run_dir: Path) -> None:
         print(f"unknown: the checker could not decide; {run_dir}")
 
 
-def _write_run(store: str, schedule: dict[str, Any], outcome: Any, stats: dict[str, Any]) -> Path:
+def _write_run(
+    store: str,
+    schedule: dict[str, Any],
+    outcome: Any,
+    stats: dict[str, Any],
+    tick_seconds: float = 0.05,
+) -> Path:
+    from jepsenlike.models.simtranslate import write_run_schedule
+
     run_dir = new_run_dir(store, f"simulate-{Path(str(schedule['system'])).stem.split(':')[0]}")
     doc = {k: schedule.get(k) for k in ("system", "bug", "nodes", "seed", "workload")}
     doc["steps"] = schedule.get("steps", [])
@@ -185,6 +199,12 @@ def _write_run(store: str, schedule: dict[str, Any], outcome: Any, stats: dict[s
         "checker": outcome.checker if outcome is not None else {},
         "simulation": stats,
     }
+    if doc["steps"]:
+        # The same faults as wall-clock nemesis ops, for `jepsenlike run --schedule`.
+        notes = write_run_schedule(doc, run_dir / "run-schedule.jsonl", tick_seconds)
+        results["run_schedule"] = {
+            "file": "run-schedule.jsonl", "tick_seconds": tick_seconds, "notes": notes,
+        }
     write_json(run_dir / "results.json", results)
     (run_dir / "report.html").write_text(_report(doc, results, history), encoding="utf-8")
     update_latest(store, run_dir)

@@ -232,3 +232,26 @@ def test_cli_clean_search_exits_0_and_bad_input_255(tmp_path: Path) -> None:
     assert main(["simulate", "--system", "raft", "--bug", "nope", "--store", store]) == 255
     assert main(["simulate", "--system", "zab", "--store", store]) == 255
     assert main(["simulate", "--replay", str(tmp_path / "missing.json"), "--store", store]) == 255
+
+
+def test_translation_to_wall_clock_nemesis_ops(tmp_path: Path) -> None:
+    from jepsenlike.models.simtranslate import translate, write_run_schedule
+
+    s = sched("raft", "lease-without-bound", *LEASE)
+    s["steps"] = [*s["steps"], {"do": "heal"}, {"do": "crash", "node": "n2"},
+                  {"do": "elapse", "ticks": 10}, {"do": "restart", "node": "n2"},
+                  {"do": "drop", "msg": 3}]
+    ops, notes = translate(s, tick_seconds=0.05, start_at=5.0)
+    assert ops == [
+        {"at": 6.0, "f": "bump-clock", "value": "leader"},
+        {"at": 6.0, "f": "start-partition", "value": "leader"},
+        {"at": 7.5, "f": "stop-partition", "value": None},
+        {"at": 7.5, "f": "kill", "value": "n2"},
+        {"at": 8.0, "f": "start", "value": None},
+    ]
+    assert any("drop" in n for n in notes) and any("bump-clock" in n for n in notes)
+    out = tmp_path / "faults.jsonl"
+    write_run_schedule(s, out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines == ops
+    assert all(set(d) == {"at", "f", "value"} for d in lines)
