@@ -1,4 +1,10 @@
-"""A deterministic in-memory cluster of :class:`PaxosNode` cores, for tests.
+"""Multi-Paxos in simulation: the System for the generic simulator, its invariants,
+and a scripted-test cluster.
+
+:class:`PaxosSystem` plugs the core into :class:`jepsenlike.models.simulator.Simulator`
+(what ``jepsenlike simulate`` runs) with :class:`PaxosInvariants`, which count votes
+with the same :class:`Oracle` as :class:`SimCluster` below. :class:`SimCluster` is the
+older scripted harness kept for tests that steer single messages.
 
 Theory of operation
 -------------------

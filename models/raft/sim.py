@@ -1,4 +1,11 @@
-"""A deterministic in-memory cluster for the Raft core, with invariant checks.
+"""Raft in simulation: the System for the generic simulator, its invariants, and a
+scripted-test cluster.
+
+:class:`RaftSystem` plugs the Raft core into :class:`jepsenlike.models.simulator.Simulator`
+(what ``jepsenlike simulate`` runs) and :class:`RaftInvariants` is Raft's invariant
+set, shared with :class:`SimCluster` below. :class:`SimCluster` is the older scripted
+harness kept for tests that steer single messages (the paper's figure 8) and read
+freshness; it drives Ready/Advance the same way.
 
 Theory of operation
 -------------------
