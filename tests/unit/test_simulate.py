@@ -255,3 +255,17 @@ def test_translation_to_wall_clock_nemesis_ops(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines == ops
     assert all(set(d) == {"at", "f", "value"} for d in lines)
+
+
+@pytest.mark.parametrize("system", ["raft", "paxos"])
+def test_append_workload_is_checked_by_the_graph_checker(system: str) -> None:
+    steps = (
+        {"do": "elapse", "ticks": 40, "load": True},
+        {"do": "partition", "isolate": ["n3"]},
+        {"do": "elapse", "ticks": 40, "load": True},
+    )
+    bad = run_schedule({**sched(system, "stale-read", *steps), "workload": "append"})
+    assert bad.valid is False and bad.failure.startswith("list-append: found")
+    good = run_schedule({**sched(system, None, *steps), "workload": "append"})
+    assert good.valid is True
+    assert {op["f"] for op in good.history} == {"txn"}
