@@ -34,7 +34,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["translate", "write_run_schedule"]
+__all__ = ["run_command", "translate", "write_run_schedule"]
 
 DEFAULT_TICK_SECONDS = 0.05
 DEFAULT_START_AT = 5.0
@@ -120,3 +120,22 @@ def write_run_schedule(
         for op in ops:
             fh.write(json.dumps(op, separators=(",", ":")) + "\n")
     return notes
+
+
+def run_command(schedule: dict[str, Any], path: str | Path, ops: list[dict[str, Any]]) -> str:
+    """The ``jepsenlike run`` command line that replays ``path`` on real processes.
+
+    The simulated Raft runs lease reads when the bug is ``lease-without-bound``, so
+    the real nodes get ``read-mode=lease`` too; the run lasts until 10 s after the
+    last fault.
+    """
+    system = str(schedule.get("system"))
+    parts = ["jepsenlike", "run", "--system", system, "--nodes", str(schedule.get("nodes", 3))]
+    bug = schedule.get("bug")
+    if bug:
+        parts += ["--bug", str(bug)]
+    if system == "raft" and bug and "lease-without-bound" in str(bug):
+        parts += ["--system-options", "read-mode=lease"]
+    last = max((op["at"] for op in ops), default=0.0)
+    parts += ["--schedule", str(path), "--time-limit", str(int(last + 10))]
+    return " ".join(parts)

@@ -179,7 +179,7 @@ def _write_run(
     stats: dict[str, Any],
     tick_seconds: float = 0.05,
 ) -> Path:
-    from jepsenlike.models.simtranslate import write_run_schedule
+    from jepsenlike.models.simtranslate import run_command, translate, write_run_schedule
 
     run_dir = new_run_dir(store, f"simulate-{Path(str(schedule['system'])).stem.split(':')[0]}")
     doc = {k: schedule.get(k) for k in ("system", "bug", "nodes", "seed", "workload")}
@@ -201,9 +201,11 @@ def _write_run(
     }
     if doc["steps"]:
         # The same faults as wall-clock nemesis ops, for `jepsenlike run --schedule`.
-        notes = write_run_schedule(doc, run_dir / "run-schedule.jsonl", tick_seconds)
+        path = run_dir / "run-schedule.jsonl"
+        notes = write_run_schedule(doc, path, tick_seconds)
         results["run_schedule"] = {
-            "file": "run-schedule.jsonl", "tick_seconds": tick_seconds, "notes": notes,
+            "file": path.name, "tick_seconds": tick_seconds, "notes": notes,
+            "command": run_command(doc, path, translate(doc, tick_seconds)[0]),
         }
     write_json(run_dir / "results.json", results)
     (run_dir / "report.html").write_text(_report(doc, results, history), encoding="utf-8")

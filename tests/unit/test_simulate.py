@@ -269,3 +269,14 @@ def test_append_workload_is_checked_by_the_graph_checker(system: str) -> None:
     good = run_schedule({**sched(system, None, *steps), "workload": "append"})
     assert good.valid is True
     assert {op["f"] for op in good.history} == {"txn"}
+
+
+def test_run_command_replays_on_real_nodes_with_lease_reads() -> None:
+    from jepsenlike.models.simtranslate import run_command, translate
+
+    s = sched("raft", "lease-without-bound", *LEASE)
+    cmd = run_command(s, "x/run-schedule.jsonl", translate(s)[0])
+    assert cmd == (
+        "jepsenlike run --system raft --nodes 3 --bug lease-without-bound "
+        "--system-options read-mode=lease --schedule x/run-schedule.jsonl --time-limit 16"
+    )
