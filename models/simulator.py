@@ -73,6 +73,8 @@ __all__ = [
 TICK_NS = 10_000_000
 #: rounds of quiet network after the schedule (see :meth:`Simulator.finish`)
 SETTLE_ROUNDS = 30
+#: chance that an idle client invokes an op in a round of loaded ``elapse``
+LOAD_RATE = 0.5
 #: ticks a client waits for an answer before it records ``info`` and moves on
 CLIENT_TIMEOUT = 5
 
@@ -182,6 +184,7 @@ class _Pending:
     rid: str = ""
     index: int = 0
     since: int = 0  # tick of the invocation
+    client: str = ""  # the node whose client invoked it (``node`` is where it runs)
 
 
 class Simulator:
@@ -323,15 +326,13 @@ class Simulator:
             if self.time - op.since >= CLIENT_TIMEOUT:
                 del self.pending[proc]
                 self._complete(op, "info", None, "timeout")
-                if self.process_of(op.node) == proc:
-                    self.gen[op.node] += 1
 
     def _load(self) -> None:
-        """Background load: each idle client invokes an op with probability 1/2 (the
+        """Background load: each idle client invokes an op with probability :data:`LOAD_RATE` (the
         choices come from the run's seeded load rng, so a schedule replays exactly)."""
         for i in self.up():
             r = self.load_rng.random()
-            if r < 0.9 and self.process_of(i) not in self.pending:
+            if r < LOAD_RATE and self.process_of(i) not in self.pending:
                 f = ("write", "read", "read", "cas")[self.load_rng.randrange(4)]
                 self.invoke(i, f, self.load_rng.randrange(8))
 
@@ -473,7 +474,7 @@ class Simulator:
         for proc in [p for p, op in self.pending.items() if op.node == i]:
             op = self.pending.pop(proc)
             self._complete(op, "info", None, "node-crashed")
-        self.gen[i] += 1
+        self.gen[i] += 1  # the node's client reconnects as a new process
 
     def _process(self, i: str) -> None:
         n = self.nodes[i]
@@ -577,31 +578,44 @@ class Simulator:
             value = [self.written[arg % len(self.written)], self.next_value]
             self.written.append(self.next_value)
         op = _Pending(proc, i, f, key, value, rid=f"{proc}:{len(self.history)}", since=self.time)
+        op.client = i
         self._record(proc, "invoke", f, key, value, i)
-        core = self.nodes[i].core
         read_only = f == "read" or (f == "txn" and all(m[0] == "r" for m in value))
-        if read_only:
-            if self.system.serves_reads_locally():
-                self._complete_result(op, self.nodes[i].sm.apply(self._kv_op(op)))
-                return
-            try:
-                self.pending[proc] = op
-                core.read_index(op.rid, self.now(i))
-            except NotLeader:
-                del self.pending[proc]
-                self._complete(op, "fail", None, "not-leader")
-                return
-        else:
-            try:
-                op.index = core.propose({"id": op.rid, "op": self._kv_op(op)})
-            except NotLeader:
-                self._complete(op, "fail", None, "not-leader")
-                return
-            if self.system.acks_on_propose() and f in ("write", "append"):
-                self._complete(op, "ok", value, None)  # BUG (early-ack): not committed
+        if read_only and self.system.serves_reads_locally():
+            self._complete_result(op, self.nodes[i].sm.apply(self._kv_op(op)))  # BUG
+            return
+        self._submit(op, i, read_only, forward=True)
+
+    def _submit(self, op: _Pending, j: str, read_only: bool, forward: bool) -> None:
+        """Hand ``op`` to node ``j``'s core; a node that is not the leader forwards it
+        once to the leader it knows (as the reference server does), unless the link
+        between them is cut."""
+        core = self.nodes[j].core
+        op.node = j
+        try:
+            if read_only:
+                core.read_index(op.rid, self.now(j))
+                self.pending[op.process] = op
             else:
-                self.pending[proc] = op
-        self._process(i)
+                op.index = core.propose({"id": op.rid, "op": self._kv_op(op)})
+                if self.system.acks_on_propose() and op.f in ("write", "append"):
+                    self._complete(op, "ok", op.value, None)  # BUG (early-ack): not committed
+                else:
+                    self.pending[op.process] = op
+        except NotLeader as e:
+            hint = e.leader
+            if (
+                forward
+                and hint in self.nodes
+                and hint != j
+                and self.nodes[hint].core is not None
+                and (j, hint) not in self.cut
+            ):
+                self._submit(op, hint, read_only, forward=False)
+                return
+            self._complete(op, "fail", None, "not-leader")
+            return
+        self._process(j)
 
     def _complete_result(self, op: _Pending, result: dict[str, Any]) -> None:
         if result["type"] == "ok":
@@ -610,12 +624,14 @@ class Simulator:
             self._complete(op, "fail", None, result.get("error"))
 
     def _complete(self, op: _Pending, typ: str, value: Any, error: Any) -> None:
+        if typ == "info" and op.client and self.process_of(op.client) == op.process:
+            self.gen[op.client] += 1  # an indeterminate op retires its process (as Jepsen)
         if typ == "ok" and op.f in ("write", "cas"):
             value = op.value
         elif typ != "ok":
             value = op.value if op.f != "read" else None
         self.ops_done += 1
-        self._record(op.process, typ, op.f, op.key, value, op.node, error)
+        self._record(op.process, typ, op.f, op.key, value, op.client or op.node, error)
 
     def _record(
         self,
