@@ -227,6 +227,7 @@ def _report(schedule: dict[str, Any], results: dict[str, Any], history: list[dic
         for op in history[-60:]
     )
     verdict = {True: "valid", False: "INVALID"}.get(results["valid"], "unknown")
+    witness = str((results.get("checker") or {}).get("explanation") or results.get("failure") or "")
     return f"""<!doctype html><meta charset="utf-8"><title>jepsenlike simulate</title>
 <style>body{{font-family:sans-serif;margin:2em}}.cols{{display:flex;gap:2em}}
 td{{padding:2px 6px;border-bottom:1px solid #ddd;font-size:13px}}</style>
@@ -234,6 +235,7 @@ td{{padding:2px 6px;border-bottom:1px solid #ddd;font-size:13px}}</style>
 <p>bug: {e(str(schedule.get('bug')))} &middot; nodes: {schedule.get('nodes')} &middot;
 seed: {schedule.get('seed')} &middot; steps: {len(schedule['steps'])}</p>
 <p><b>{e(str(results.get('failure') or 'no failure'))}</b></p>
+<h2>Witness</h2><pre>{e(witness)}</pre>
 <div class="cols"><div><h2>Schedule</h2><table>{rows}</table></div>
 <div><h2>History (last {min(60, len(history))} of {len(history)} ops)</h2>
 <table><tr><th>#</th><th>time</th><th>proc</th><th>type</th><th>f</th><th>value</th>
