@@ -280,3 +280,20 @@ def test_run_command_replays_on_real_nodes_with_lease_reads() -> None:
         "jepsenlike run --system raft --nodes 3 --bug lease-without-bound "
         "--system-options read-mode=lease --schedule x/run-schedule.jsonl --time-limit 16"
     )
+
+
+def test_translated_schedule_loads_as_a_run_schedule(tmp_path: Path) -> None:
+    from jepsenlike.models.simtranslate import write_run_schedule
+    from jepsenlike.nemesis.schedule import load_schedule
+
+    s = sched("raft", "lease-without-bound", *LEASE)
+    s["steps"] = [*s["steps"], {"do": "crash", "node": "n2"}, {"do": "restart", "node": "n2"}]
+    out = tmp_path / "run-schedule.jsonl"
+    write_run_schedule(s, out)
+    entries = load_schedule(out)
+    assert [(e.at, e.op.f, e.op.value) for e in entries] == [
+        (6.0, "bump-clock", "leader"),
+        (6.0, "start-partition", "leader"),
+        (7.5, "kill", "n2"),
+        (7.5, "start", None),
+    ]
