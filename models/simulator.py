@@ -232,6 +232,13 @@ class Simulator:
         self.load_rng = random.Random(f"{seed}/load")
         self.net_rng = random.Random(f"{seed}/net")
         self.trace: list[str] = []
+        # Hooks for scripted harnesses that track their own requests
+        # (:class:`jepsenlike.models.raft.sim.SimCluster`): called with (node, entry,
+        # result) for every applied entry, and (node, ctx) for read states this
+        # simulator's clients did not register, once served or dropped.
+        self.apply_hook: Callable[[str, Any, Any], None] | None = None
+        self.read_hook: Callable[[str, Any], None] | None = None
+        self.drop_hook: Callable[[str, Any], None] | None = None
         for i in self.ids:
             self._boot(i)
 
@@ -494,6 +501,8 @@ class Simulator:
                 op = self._take(ctx)
                 if op is not None:
                     self._complete(op, "fail", None, "not-leader")
+                elif self.drop_hook is not None:
+                    self.drop_hook(i, ctx)
             self._serve_reads(n)
             core.advance(rd)  # 4. done
 
@@ -520,6 +529,8 @@ class Simulator:
             )
         n.applied = e.index
         result = n.sm.apply(e.data["op"]) if e.data is not None else None
+        if self.apply_hook is not None:
+            self.apply_hook(i, e, result)
         for proc, op in list(self.pending.items()):
             if op.node == i and op.index == e.index:
                 del self.pending[proc]
@@ -536,6 +547,8 @@ class Simulator:
                 op = self._take(ctx)
                 if op is not None:
                     self._complete_result(op, n.sm.apply(self._kv_op(op)))
+                elif self.read_hook is not None:
+                    self.read_hook(n.id, ctx)
             else:
                 still.append((index, ctx))
         n.waiting_reads = still

@@ -55,7 +55,6 @@ from jepsenlike.models.raft.core import (
     Config,
     Entry,
     HardState,
-    Message,
     NotLeader,
     RaftNode,
     Ready,
@@ -113,7 +112,8 @@ class RaftInvariants(Invariants):
     across crashes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, commit_rule: bool = True) -> None:
+        self.commit_rule = commit_rule
         self.leader_of_term: dict[int, str] = {}
         self.leader_logs: dict[str, tuple[int, dict[int, int]]] = {}
         self.committed: dict[int, tuple[int, Any]] = {}  # index -> (entry term, data)
@@ -131,7 +131,7 @@ class RaftInvariants(Invariants):
             # lets figure 8 lose a committed entry; checking the rule itself catches
             # the mistake without waiting for the rare schedule that loses the entry.
             core = sim.nodes[node].core
-            if rd.hard_state is not None and rd.committed_entries:
+            if self.commit_rule and rd.hard_state is not None and rd.committed_entries:
                 last = rd.committed_entries[-1]
                 if last.index == core.commit and last.term != rd.term:
                     raise InvariantViolation(
@@ -226,7 +226,15 @@ class RaftInvariants(Invariants):
 
 
 class SimCluster:
-    """N Raft cores on a simulated network; see the module docstring."""
+    """N Raft cores on the generic :class:`~jepsenlike.models.simulator.Simulator`,
+    with the scripted-test interface (see the module docstring).
+
+    The simulator owns the network, the storage, crash/restart and Ready handling;
+    this class adds what scripted tests need: single-node ticks whose clock reading is
+    the tick count (``lease_seconds`` in ticks), append proposals and reads tracked by
+    request id, and the *read freshness* check (a read invoked after an append was
+    acknowledged sees it). :class:`RaftInvariants` run after every action.
+    """
 
     def __init__(
         self,
@@ -236,90 +244,95 @@ class SimCluster:
         volatile_vote: bool = False,
         wall_clock: bool = False,
     ) -> None:
-        self.ids = [f"n{i + 1}" for i in range(n)]
         self.rng = random.Random(seed)
         self.config = config or Config(election_ticks=10, heartbeat_ticks=2)
-        self.storage = {i: MemoryStorage(volatile_vote=volatile_vote) for i in self.ids}
-        self.nodes: dict[str, RaftNode | None] = {}
-        self.sms: dict[str, KVStore] = {}
-        self.inflight: list[Message] = []
-        self.cut: set[tuple[str, str]] = set()
-        self.time = 0
-        # Per-node wall-clock offsets, moved by clock_bump(). Cores see them only with
-        # wall_clock=True (what the lease-without-bound server does); otherwise they
-        # get the shared monotonic time, as the real server uses time.monotonic().
+        system = RaftSystem(
+            config=self.config, volatile_vote=volatile_vote, wall_clock=wall_clock,
+            commit_rule=False,  # scripted tests show figure 8's consequence instead
+        )
+        self.sim = Simulator(system, nodes=n, seed=seed)
+        self.sim.apply_hook = self._on_apply
+        self.sim.read_hook = self._on_read
+        self.sim.drop_hook = lambda i, ctx: self.pending.pop(ctx, None)
+        self.ids = self.sim.ids
+        self.inflight = self.sim.inflight
         self.wall_clock = wall_clock
-        self.clock_offset = {i: 0.0 for i in self.ids}
+        self.time = 0
         self.step_count = 0
-        # Observations for the invariants.
-        self.inv = RaftInvariants()
-        self.applied: dict[int, tuple[int, Any]] = {}
+        self.inv: RaftInvariants = self.sim.invariants  # type: ignore[assignment]
         self.acked_appends: dict[Any, int] = {}  # value -> step it was acknowledged
         self.pending: dict[Any, tuple[str, Any]] = {}  # request id -> (node, request)
         self.reads_done = 0
         self.writes_done = 0
         self._next_id = 0
-        for i in self.ids:
-            self.restart(i)
+
+    # ------------------------------------------------------------ views
+
+    @property
+    def nodes(self) -> dict[str, RaftNode | None]:
+        return {i: r.core for i, r in self.sim.nodes.items()}
+
+    @property
+    def sms(self) -> dict[str, KVStore]:
+        return {i: r.sm for i, r in self.sim.nodes.items() if r.core is not None}
+
+    @property
+    def storage(self) -> dict[str, MemoryStorage]:
+        return {i: r.storage for i, r in self.sim.nodes.items()}
+
+    @property
+    def cut(self) -> set[tuple[str, str]]:
+        return self.sim.cut
+
+    @property
+    def clock_offset(self) -> dict[str, float]:
+        return {i: r.offset for i, r in self.sim.nodes.items()}
+
+    @property
+    def committed(self) -> dict[int, tuple[int, Any]]:
+        return self.inv.committed
+
+    def up(self) -> list[str]:
+        return self.sim.up()
 
     # ------------------------------------------------------------ node lifecycle
 
-    def _peers(self, i: str) -> list[str]:
-        return [p for p in self.ids if p != i]
-
-    def up(self) -> list[str]:
-        return [i for i in self.ids if self.nodes.get(i) is not None]
-
     def crash(self, i: str) -> None:
-        self.nodes[i] = None
-        self.sms.pop(i, None)
-        self.inv.leader_logs.pop(i, None)
+        self.sim.crash(i)
         self.pending = {k: v for k, v in self.pending.items() if v[0] != i}
 
     def restart(self, i: str) -> None:
-        hs, snap, entries = self.storage[i].recover()
-        node = RaftNode(
-            i,
-            self._peers(i),
-            self.config,
-            random.Random(self.rng.getrandbits(32)),
-            hard_state=hs,
-            snapshot=snap,
-            entries=entries,
-        )
-        self.nodes[i] = node
-        self.sms[i] = KVStore.restore(snap.data)
-        self._process(i)
+        if self.sim.nodes[i].core is None:
+            self.sim._boot(i)
+        self.check_invariants()
 
     # ------------------------------------------------------------ actions
 
+    def _now(self, i: str) -> float:
+        return float(self.time + (self.sim.nodes[i].offset if self.wall_clock else 0.0))
+
     def tick(self, i: str) -> None:
-        node = self.nodes[i]
+        node = self.sim.nodes[i].core
         if node is not None:
             self.time += 1
+            self.sim.time = self.time
             node.tick(now=self._now(i))
             self._process(i)
 
-    def _now(self, i: str) -> float:
-        return float(self.time + (self.clock_offset[i] if self.wall_clock else 0.0))
-
     def clock_bump(self, i: str, delta: float) -> None:
         """Move node ``i``'s wall clock by ``delta`` (negative: backwards)."""
-        self.clock_offset[i] += delta
+        self.sim.nodes[i].offset += delta
 
     def deliver(self, k: int, duplicate: bool = False) -> None:
         m = self.inflight[k] if duplicate else self.inflight.pop(k)
-        node = self.nodes.get(m.dst)
-        if node is None or (m.src, m.dst) in self.cut:
-            return
-        node.step(m)
-        self._process(m.dst)
+        self.sim._deliver(m)
+        self.check_invariants()
 
     def drop(self, k: int) -> None:
         self.inflight.pop(k)
 
     def propose_append(self, i: str, key: str = "x") -> bool:
-        node = self.nodes.get(i)
+        node = self.sim.nodes[i].core
         if node is None:
             return False
         self._next_id += 1
@@ -333,7 +346,7 @@ class SimCluster:
         return True
 
     def read(self, i: str, key: str = "x") -> bool:
-        node = self.nodes.get(i)
+        node = self.sim.nodes[i].core
         if node is None:
             return False
         self._next_id += 1
@@ -343,89 +356,51 @@ class SimCluster:
         except NotLeader:
             return False
         # Everything acknowledged before now must be visible to this read.
-        must_see = set(self.acked_appends)
-        self.pending[rid] = (i, ("read", key, must_see))
+        self.pending[rid] = (i, ("read", key, set(self.acked_appends)))
         self._process(i)
         return True
 
     def compact(self, i: str) -> None:
-        node = self.nodes.get(i)
-        if node is None or node.applied <= node.log.snap_index:
-            return
-        data = self.sms[i].snapshot()
-        node.compact(node.applied, data)
-        assert node.snapshot is not None
-        self.storage[i].compact(node.snapshot)
+        self.sim._do_compact({"node": i})
 
     def partition(self, side: set[str]) -> None:
-        self.cut = {(a, b) for a in self.ids for b in self.ids if (a in side) != (b in side)}
+        self.sim._do_partition({"isolate": sorted(side)})
 
     def heal(self) -> None:
-        self.cut = set()
+        self.sim.cut = set()
 
     # ------------------------------------------------------------ ready handling
 
     def _process(self, i: str) -> None:
-        node = self.nodes[i]
-        assert node is not None
-        while node.has_ready():
-            rd = node.ready()
-            self.storage[i].save(rd)  # 1. persist
-            self.inflight.extend(rd.messages)  # 2. send
-            sm = self.sms[i]
-            if rd.snapshot is not None:  # 3. apply
-                sm = self.sms[i] = KVStore.restore(rd.snapshot.data)
-            for e in rd.committed_entries:
-                self._observe_apply(i, node, e)
-                if e.data is None:
-                    continue
-                result = sm.apply(e.data["op"])
-                req = self.pending.pop(e.data["id"], None)
-                if req is not None and req[0] == i and result["type"] == "ok":
-                    self.acked_appends[e.data["id"]] = self.step_count
-                    self.writes_done += 1
-            for rs in rd.read_states:
-                req = self.pending.pop(rs.ctx, None)
-                if req is None:
-                    continue
-                if node._applying < rs.index:
-                    raise InvariantViolation(
-                        "read-freshness", f"{i} served read at {rs.index} before applying it"
-                    )
-                _, key, must_see = req[1]
-                seen = set(sm.read(key) or [])
-                missing = must_see - seen
-                if missing:
-                    raise InvariantViolation(
-                        "read-freshness",
-                        f"read on {i} (term {node.term}) misses acknowledged appends "
-                        f"{sorted(missing)[:5]}",
-                    )
-                self.reads_done += 1
-            for ctx in rd.dropped_reads:
-                self.pending.pop(ctx, None)
-            node.advance(rd)
+        self.sim._process(i)
         self.check_invariants()
 
-    def _observe_apply(self, i: str, node: RaftNode, e: Entry) -> None:
-        seen = self.applied.get(e.index)
-        if seen is None:
-            self.applied[e.index] = (e.term, e.data)
-        elif seen != (e.term, e.data):
-            raise InvariantViolation(
-                "state machine safety",
-                f"{i} applied {e.data!r} (term {e.term}) at index {e.index}; "
-                f"another node applied {seen[1]!r} (term {seen[0]})",
-            )
+    def _on_apply(self, i: str, e: Entry, result: Any) -> None:
+        if e.data is None:
+            return
+        req = self.pending.pop(e.data["id"], None)
+        if req is not None and req[0] == i and result["type"] == "ok":
+            self.acked_appends[e.data["id"]] = self.step_count
+            self.writes_done += 1
 
-    # ------------------------------------------------------------ invariants
+    def _on_read(self, i: str, ctx: Any) -> None:
+        req = self.pending.pop(ctx, None)
+        if req is None:
+            return
+        node = self.sim.nodes[i].core
+        _, key, must_see = req[1]
+        seen = set(self.sim.nodes[i].sm.read(key) or [])
+        missing = must_see - seen
+        if missing:
+            raise InvariantViolation(
+                "read-freshness",
+                f"read on {i} (term {node.term}) misses acknowledged appends "
+                f"{sorted(missing)[:5]}",
+            )
+        self.reads_done += 1
 
     def check_invariants(self) -> None:
-        self.inv.check_cores([(i, n) for i, n in self.nodes.items() if n is not None])
-
-    @property
-    def committed(self) -> dict[int, tuple[int, Any]]:
-        return self.inv.committed
+        self.inv.check(self.sim)
 
     # ------------------------------------------------------------ schedulers
 
@@ -524,11 +499,28 @@ class RaftSystem:
     name = "raft"
     bug_names = tuple(BUGS)
 
-    def __init__(self, bugs: frozenset[str] = frozenset(), read_mode: str = "read-index") -> None:
+    def __init__(
+        self,
+        bugs: frozenset[str] = frozenset(),
+        read_mode: str = "read-index",
+        config: Config | None = None,
+        volatile_vote: bool = False,
+        wall_clock: bool = False,
+        commit_rule: bool = True,
+    ) -> None:
+        self.commit_rule = commit_rule
         unknown = sorted(set(bugs) - set(BUGS))
         if unknown:
             raise ValueError(f"unknown raft bug {unknown}; valid bugs: {', '.join(BUGS)}")
         self.bugs = frozenset(bugs)
+        if config is not None:
+            # A scripted harness's own config (its bugs included).
+            self.bugs |= config.bugs
+            if volatile_vote:
+                self.bugs |= {"volatile-vote"}
+            self.config = config
+            self.wall_clock = wall_clock
+            return
         lease = read_mode == "lease" or "lease-without-bound" in self.bugs
         et = 10
         self.config = Config(
@@ -571,7 +563,7 @@ class RaftSystem:
         return snap.index
 
     def invariants(self) -> RaftInvariants:
-        return RaftInvariants()
+        return RaftInvariants(self.commit_rule)
 
     def serves_reads_locally(self) -> bool:
         return "stale-read" in self.bugs
