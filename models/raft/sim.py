@@ -3,14 +3,14 @@ scripted-test cluster.
 
 :class:`RaftSystem` plugs the Raft core into :class:`jepsenlike.models.simulator.Simulator`
 (what ``jepsenlike simulate`` runs) and :class:`RaftInvariants` is Raft's invariant
-set, shared with :class:`SimCluster` below. :class:`SimCluster` is the older scripted
-harness kept for tests that steer single messages (the paper's figure 8) and read
-freshness; it drives Ready/Advance the same way.
+set. :class:`SimCluster` is the scripted-test interface over the same simulator, for
+tests that steer single messages (the paper's figure 8) and check read freshness
+request by request; the rest of this docstring describes it.
 
 Theory of operation
 -------------------
-:class:`SimCluster` runs N :class:`~jepsenlike.models.raft.core.RaftNode` cores with
-no sockets, threads or clocks. The network is a bag of in-flight messages; the
+:class:`SimCluster` runs N :class:`~jepsenlike.models.raft.core.RaftNode` cores on
+the generic simulator, with no sockets, threads or clocks. The network is a bag of in-flight messages; the
 caller (a seeded scheduler, or Hypothesis) decides at every step what happens next:
 deliver, drop or duplicate one message, tick one node, propose or read at a node,
 crash or restart a node, cut or heal links, compact a node's log. After every
