@@ -352,7 +352,11 @@ class PaxosNode:
         # Learner (volatile: decided values are re-learned from peers after a crash).
         self.decided: dict[int, Any] = {}
         self.commit = self.snapshot.index
+        # ``applied`` moves only in advance(); ``_applying`` is what Readies handed out.
         self.applied = self.snapshot.index
+        self._applying = self.snapshot.index
+        # What the driver confirmed durable (advance): the promise it persisted.
+        self.durable_promised: Ballot = self.promised
         # Proposer.
         self.role = FOLLOWER
         self.leader: str | None = None
@@ -439,12 +443,15 @@ class PaxosNode:
         self._propose_at(slot, data)
         return slot
 
-    def read_index(self, ctx: Any) -> None:
+    def read_index(self, ctx: Any, now: float | None = None) -> None:
         """Ask for a linearizable read point; the answer comes as a :class:`ReadState`.
+
+        ``now`` is accepted for symmetry with the Raft core and ignored.
 
         Raises:
             NotLeader: this node is not the leader (unless the ``stale-read`` bug is on).
         """
+        del now
         if "stale-read" in self.bugs:
             # BUG: whatever this replica has applied, no questions asked.
             self._read_states.append(ReadState(ctx, self.applied))
@@ -502,13 +509,18 @@ class PaxosNode:
             or self._accepted_out
             or self._promised_dirty
             or self._snapshot_out is not None
-            or self.commit > self.applied
+            or self.commit > self._applying
             or self._read_states
             or self._dropped_reads
         )
 
     def ready(self) -> Ready:
-        """Drain everything the driver must do now (see the module docstring)."""
+        """Hand out everything the driver must do now (see the module docstring).
+
+        Nothing is marked done here: the votes and committed entries of this Ready
+        count as persisted and applied only once the driver calls :meth:`advance`
+        with it. A later ``ready()`` before that returns only new work.
+        """
         if self.role == LEADER:
             if self._accept_out:
                 self._bcast_accepts(self._accept_out)
@@ -519,10 +531,14 @@ class PaxosNode:
 
         snap = self._snapshot_out
         self._snapshot_out = None
+        if snap is not None:
+            self._applying = max(self._applying, snap.index)
         committed: list[Entry] = []
-        if self.commit > self.applied:
-            committed = [Entry(s, self.decided[s]) for s in range(self.applied + 1, self.commit + 1)]
-            self.applied = self.commit
+        if self.commit > self._applying:
+            committed = [
+                Entry(s, self.decided[s]) for s in range(self._applying + 1, self.commit + 1)
+            ]
+            self._applying = self.commit
         rd = Ready(
             promised=self.promised if self._promised_dirty else None,
             accepted=self._accepted_out,
@@ -541,6 +557,19 @@ class PaxosNode:
         self._read_states = []
         self._dropped_reads = []
         return rd
+
+    def advance(self, rd: Ready) -> None:
+        """The driver persisted, sent and applied ``rd``: mark that work done.
+
+        After this ``applied`` covers ``rd``'s checkpoint and committed entries (so
+        :meth:`compact` may use them) and ``durable_promised`` is the promise on disk.
+        """
+        if rd.promised is not None:
+            self.durable_promised = rd.promised
+        if rd.snapshot is not None:
+            self.applied = max(self.applied, rd.snapshot.index)
+        if rd.committed_entries:
+            self.applied = max(self.applied, rd.committed_entries[-1].index)
 
     def status(self) -> dict[str, Any]:
         """A summary for logs and ``GET /status`` (``term`` is the ballot round)."""
@@ -745,12 +774,12 @@ class PaxosNode:
             self._decide(slot, value)
 
     def _install_snapshot(self, snap: Snapshot) -> None:
-        if snap.index <= self.applied:
+        if snap.index <= self._applying:
             return
         self.snapshot = snap
         self._snapshot_out = snap
         self.commit = max(self.commit, snap.index)
-        self.applied = snap.index
+        self._applying = snap.index
         self._truncate(snap.index)
         self._accepted_out = [a for a in self._accepted_out if a.slot > snap.index]
         for s in [s for s in self.proposals if s <= snap.index]:

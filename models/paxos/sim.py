@@ -1,4 +1,10 @@
-"""A deterministic in-memory cluster of :class:`PaxosNode` cores, for tests.
+"""Multi-Paxos in simulation: the System for the generic simulator, its invariants,
+and a scripted-test cluster.
+
+:class:`PaxosSystem` plugs the core into :class:`jepsenlike.models.simulator.Simulator`
+(what ``jepsenlike simulate`` runs) with :class:`PaxosInvariants`, which count votes
+with the same :class:`Oracle` as :class:`SimCluster` below. :class:`SimCluster` is the
+older scripted harness kept for tests that steer single messages.
 
 Theory of operation
 -------------------
@@ -42,6 +48,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jepsenlike.models.paxos.bugs import BUGS
 from jepsenlike.models.paxos.core import (
     Accepted,
     Ballot,
@@ -53,8 +60,10 @@ from jepsenlike.models.paxos.core import (
     Snapshot,
 )
 from jepsenlike.models.paxos.storage import MemoryStorage
+from jepsenlike.models.simulator import Invariants, Simulator
+from jepsenlike.models.simulator import InvariantViolation as SimViolation
 
-__all__ = ["ACTIONS", "InvariantViolation", "Oracle", "SimCluster"]
+__all__ = ["ACTIONS", "InvariantViolation", "Oracle", "PaxosInvariants", "PaxosSystem", "SimCluster"]
 
 ACTIONS = (
     "deliver",
@@ -227,6 +236,7 @@ class SimCluster:
         while core.has_ready():
             rd = core.ready()
             self._handle_ready(i, sn, rd)
+            core.advance(rd)
 
     def _handle_ready(self, i: str, sn: _SimNode, rd: Ready) -> None:
         sn.disk.save(rd)
@@ -458,3 +468,92 @@ class SimCluster:
     def explain(self, last: int = 40) -> str:
         """The last ``last`` actions, for failure messages."""
         return "\n".join(self.trace[-last:])
+
+
+class PaxosInvariants(Invariants):
+    """Multi-Paxos safety claims for :class:`~jepsenlike.models.simulator.Simulator`.
+
+    * **one value chosen per slot** -- counting every vote any acceptor ever cast
+      (the :class:`Oracle`), no slot gets a majority for two different values;
+    * **promises kept** -- an acceptor's promise never goes below one it made
+      before, across crashes and restarts (it did promise; forgetting breaks it);
+    * **learners agree** is the simulator's own state machine safety check.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.oracle = Oracle(size)
+        self.max_promised: dict[str, Ballot] = {}
+
+    def on_ready(self, sim: Simulator, node: str, rd: Ready) -> None:
+        try:
+            for a in rd.accepted:
+                self.oracle.vote(node, a)
+        except InvariantViolation as e:
+            raise SimViolation("one value chosen per slot", str(e)) from None
+        if rd.promised is not None:
+            self._promise(node, rd.promised)
+
+    def on_boot(self, sim: Simulator, node: str) -> None:
+        self._promise(node, sim.nodes[node].core.promised)
+
+    def _promise(self, node: str, ballot: Ballot) -> None:
+        prev = self.max_promised.get(node, (0, ""))
+        if ballot < prev:
+            raise SimViolation(
+                "promises kept", f"{node} promised {ballot} after having promised {prev}"
+            )
+        self.max_promised[node] = ballot
+
+
+class PaxosSystem:
+    """The Multi-Paxos core as a :class:`~jepsenlike.models.simulator.System`.
+
+    ``volatile-acceptor`` lives in the storage, ``no-adopt``, ``stale-read`` and
+    ``non-unique-ballots`` in the core config. The driver never reads a wall clock.
+    """
+
+    name = "paxos"
+    bug_names = tuple(BUGS)
+    wall_clock = False
+
+    def __init__(self, bugs: frozenset[str] = frozenset(), nodes: int = 3) -> None:
+        unknown = sorted(set(bugs) - set(BUGS))
+        if unknown:
+            raise ValueError(f"unknown paxos bug {unknown}; valid bugs: {', '.join(BUGS)}")
+        self.bugs = frozenset(bugs)
+        self.size = nodes
+        self.config = Config(election_ticks=10, heartbeat_ticks=2, bugs=self.bugs)
+
+    def new_storage(self, node: str) -> MemoryStorage:
+        return MemoryStorage(volatile="volatile-acceptor" in self.bugs)
+
+    def boot(self, node: str, peers: list[str], storage: MemoryStorage, rng: random.Random) -> PaxosNode:
+        self.size = len(peers) + 1
+        return PaxosNode(node, peers, config=self.config, rng=rng, state=storage.load())
+
+    def restored_state(self, storage: MemoryStorage) -> Any:
+        return storage.load().snapshot.data
+
+    def persist(self, storage: MemoryStorage, rd: Ready) -> None:
+        storage.save(rd)
+
+    def save_snapshot(self, storage: MemoryStorage, core: PaxosNode) -> None:
+        storage.save_snapshot(core.snapshot)
+
+    def snapshot_data(self, snap: Snapshot) -> Any:
+        return snap.data
+
+    def snapshot_index(self, core: PaxosNode) -> int:
+        return core.snapshot.index
+
+    def snapshot_index_of(self, snap: Snapshot) -> int:
+        return snap.index
+
+    def invariants(self) -> PaxosInvariants:
+        return PaxosInvariants(self.size)
+
+    def serves_reads_locally(self) -> bool:
+        return False  # the paxos stale-read bug lives in the core's read_index
+
+    def acks_on_propose(self) -> bool:
+        return False

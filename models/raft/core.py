@@ -429,8 +429,14 @@ class RaftNode:
         # the log holds because both were persisted in the same Ready.
         self.commit = min(max(hs.commit, snap.index), self.log.last_index)
         # The driver restores the snapshot into its state machine before the first
-        # Ready and then replays committed entries from there.
+        # Ready and then replays committed entries from there. ``applied`` moves only
+        # in advance(); ``_applying`` is what Readies have handed out so far.
         self.applied = snap.index
+        self._applying = snap.index
+        # What the driver confirmed durable (advance): the hard state and the last
+        # log index persisted. Handed-out-but-unconfirmed work is not counted here.
+        self.durable_hs = HardState(self.term, self.vote, self.commit)
+        self.stable_index = self.log.last_index
 
         self.role = FOLLOWER
         self.leader: str | None = None
@@ -607,12 +613,18 @@ class RaftNode:
             or self._dropped_reads
             or self._unstable_from is not None
             or self._pending_snapshot is not None
-            or self.commit > self.applied
+            or self.commit > self._applying
             or self._prev_hs != HardState(self.term, self.vote, self.commit)
         )
 
     def ready(self) -> Ready:
-        """Drain everything the driver must do now (see the module docstring)."""
+        """Hand out everything the driver must do now (see the module docstring).
+
+        Nothing is marked done here: the entries, hard state and committed entries
+        of this Ready count as persisted and applied only once the driver calls
+        :meth:`advance` with it. A later ``ready()`` before that returns only work
+        not handed out yet (so a driver may pipeline), never the same work twice.
+        """
         if self.role == LEADER:
             if self._need_bcast:
                 for p in self.peers:
@@ -632,11 +644,11 @@ class RaftNode:
         snap = self._pending_snapshot
         self._pending_snapshot = None
         if snap is not None:
-            self.applied = max(self.applied, snap.index)
+            self._applying = max(self._applying, snap.index)
         committed: list[Entry] = []
-        if self.commit > self.applied:
-            committed = self.log.slice(self.applied + 1, self.commit + 1)
-            self.applied = self.commit
+        if self.commit > self._applying:
+            committed = self.log.slice(self._applying + 1, self.commit + 1)
+            self._applying = self.commit
         rd = Ready(
             hard_state=hs_out,
             entries=entries,
@@ -653,6 +665,23 @@ class RaftNode:
         self._read_states = []
         self._dropped_reads = []
         return rd
+
+    def advance(self, rd: Ready) -> None:
+        """The driver persisted, sent and applied ``rd``: mark that work done.
+
+        After this, ``applied`` covers ``rd``'s snapshot and committed entries (so
+        :meth:`compact` may use them), and ``durable_hs``/``stable_index`` record what
+        the driver made durable. Call it once per Ready, in the order handed out.
+        """
+        if rd.hard_state is not None:
+            self.durable_hs = rd.hard_state
+        if rd.snapshot is not None:
+            self.applied = max(self.applied, rd.snapshot.index)
+            self.stable_index = max(self.stable_index, rd.snapshot.index)
+        if rd.entries:
+            self.stable_index = rd.entries[-1].index
+        if rd.committed_entries:
+            self.applied = max(self.applied, rd.committed_entries[-1].index)
 
     # ------------------------------------------------------------------ roles
 

@@ -1,9 +1,16 @@
-"""A deterministic in-memory cluster for the Raft core, with invariant checks.
+"""Raft in simulation: the System for the generic simulator, its invariants, and a
+scripted-test cluster.
+
+:class:`RaftSystem` plugs the Raft core into :class:`jepsenlike.models.simulator.Simulator`
+(what ``jepsenlike simulate`` runs) and :class:`RaftInvariants` is Raft's invariant
+set. :class:`SimCluster` is the scripted-test interface over the same simulator, for
+tests that steer single messages (the paper's figure 8) and check read freshness
+request by request; the rest of this docstring describes it.
 
 Theory of operation
 -------------------
-:class:`SimCluster` runs N :class:`~jepsenlike.models.raft.core.RaftNode` cores with
-no sockets, threads or clocks. The network is a bag of in-flight messages; the
+:class:`SimCluster` runs N :class:`~jepsenlike.models.raft.core.RaftNode` cores on
+the generic simulator, with no sockets, threads or clocks. The network is a bag of in-flight messages; the
 caller (a seeded scheduler, or Hypothesis) decides at every step what happens next:
 deliver, drop or duplicate one message, tick one node, propose or read at a node,
 crash or restart a node, cut or heal links, compact a node's log. After every
@@ -42,27 +49,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jepsenlike.models.kv import KVStore
+from jepsenlike.models.raft.bugs import BUGS
 from jepsenlike.models.raft.core import (
     LEADER,
     Config,
     Entry,
     HardState,
-    Message,
     NotLeader,
     RaftNode,
     Ready,
     Snapshot,
+    safe_lease_seconds,
 )
+from jepsenlike.models.simulator import TICK_NS, Invariants, InvariantViolation, Simulator
 
-__all__ = ["InvariantViolation", "MemoryStorage", "SimCluster"]
-
-
-class InvariantViolation(AssertionError):
-    """A Raft safety property broke; ``claim`` names which one."""
-
-    def __init__(self, claim: str, detail: str) -> None:
-        super().__init__(f"{claim}: {detail}")
-        self.claim = claim
+__all__ = ["InvariantViolation", "MemoryStorage", "RaftInvariants", "RaftSystem", "SimCluster"]
 
 
 @dataclass
@@ -100,205 +101,53 @@ class MemoryStorage:
         return hs, self.snapshot, list(self.entries)
 
 
-class SimCluster:
-    """N Raft cores on a simulated network; see the module docstring."""
+class RaftInvariants(Invariants):
+    """Raft's safety claims (paper, figure 3), checked over the live cores.
 
-    def __init__(
-        self,
-        n: int = 3,
-        seed: int = 0,
-        config: Config | None = None,
-        volatile_vote: bool = False,
-        wall_clock: bool = False,
-    ) -> None:
-        self.ids = [f"n{i + 1}" for i in range(n)]
-        self.rng = random.Random(seed)
-        self.config = config or Config(election_ticks=10, heartbeat_ticks=2)
-        self.storage = {i: MemoryStorage(volatile_vote=volatile_vote) for i in self.ids}
-        self.nodes: dict[str, RaftNode | None] = {}
-        self.sms: dict[str, KVStore] = {}
-        self.inflight: list[Message] = []
-        self.cut: set[tuple[str, str]] = set()
-        self.time = 0
-        # Per-node wall-clock offsets, moved by clock_bump(). Cores see them only with
-        # wall_clock=True (what the lease-without-bound server does); otherwise they
-        # get the shared monotonic time, as the real server uses time.monotonic().
-        self.wall_clock = wall_clock
-        self.clock_offset = {i: 0.0 for i in self.ids}
-        self.step_count = 0
-        # Observations for the invariants.
+    Election safety, leader append-only, log matching, leader completeness and state
+    machine safety (on committed entries; the simulator checks applied ones), plus
+    the commit rule behind leader completeness: a leader's commit index only lands
+    on an entry of its own term. The
+    observations (leaders per term, committed entries) accumulate over the whole run,
+    across crashes.
+    """
+
+    def __init__(self, commit_rule: bool = True) -> None:
+        self.commit_rule = commit_rule
         self.leader_of_term: dict[int, str] = {}
         self.leader_logs: dict[str, tuple[int, dict[int, int]]] = {}
         self.committed: dict[int, tuple[int, Any]] = {}  # index -> (entry term, data)
         self.commit_term: dict[int, int] = {}  # index -> lowest term it was seen committed in
-        self.applied: dict[int, tuple[int, Any]] = {}
-        self.acked_appends: dict[Any, int] = {}  # value -> step it was acknowledged
-        self.pending: dict[Any, tuple[str, Any]] = {}  # request id -> (node, request)
-        self.reads_done = 0
-        self.writes_done = 0
-        self._next_id = 0
-        for i in self.ids:
-            self.restart(i)
 
-    # ------------------------------------------------------------ node lifecycle
-
-    def _peers(self, i: str) -> list[str]:
-        return [p for p in self.ids if p != i]
-
-    def up(self) -> list[str]:
-        return [i for i in self.ids if self.nodes.get(i) is not None]
-
-    def crash(self, i: str) -> None:
-        self.nodes[i] = None
-        self.sms.pop(i, None)
-        self.leader_logs.pop(i, None)
-        self.pending = {k: v for k, v in self.pending.items() if v[0] != i}
-
-    def restart(self, i: str) -> None:
-        hs, snap, entries = self.storage[i].recover()
-        node = RaftNode(
-            i,
-            self._peers(i),
-            self.config,
-            random.Random(self.rng.getrandbits(32)),
-            hard_state=hs,
-            snapshot=snap,
-            entries=entries,
-        )
-        self.nodes[i] = node
-        self.sms[i] = KVStore.restore(snap.data)
-        self._process(i)
-
-    # ------------------------------------------------------------ actions
-
-    def tick(self, i: str) -> None:
-        node = self.nodes[i]
-        if node is not None:
-            self.time += 1
-            node.tick(now=self._now(i))
-            self._process(i)
-
-    def _now(self, i: str) -> float:
-        return float(self.time + (self.clock_offset[i] if self.wall_clock else 0.0))
-
-    def clock_bump(self, i: str, delta: float) -> None:
-        """Move node ``i``'s wall clock by ``delta`` (negative: backwards)."""
-        self.clock_offset[i] += delta
-
-    def deliver(self, k: int, duplicate: bool = False) -> None:
-        m = self.inflight[k] if duplicate else self.inflight.pop(k)
-        node = self.nodes.get(m.dst)
-        if node is None or (m.src, m.dst) in self.cut:
-            return
-        node.step(m)
-        self._process(m.dst)
-
-    def drop(self, k: int) -> None:
-        self.inflight.pop(k)
-
-    def propose_append(self, i: str, key: str = "x") -> bool:
-        node = self.nodes.get(i)
-        if node is None:
-            return False
-        self._next_id += 1
-        rid = self._next_id
-        try:
-            node.propose({"id": rid, "op": {"f": "append", "key": key, "value": rid}})
-        except NotLeader:
-            return False
-        self.pending[rid] = (i, ("append", rid))
-        self._process(i)
-        return True
-
-    def read(self, i: str, key: str = "x") -> bool:
-        node = self.nodes.get(i)
-        if node is None:
-            return False
-        self._next_id += 1
-        rid = self._next_id
-        try:
-            node.read_index(rid, now=self._now(i))
-        except NotLeader:
-            return False
-        # Everything acknowledged before now must be visible to this read.
-        must_see = set(self.acked_appends)
-        self.pending[rid] = (i, ("read", key, must_see))
-        self._process(i)
-        return True
-
-    def compact(self, i: str) -> None:
-        node = self.nodes.get(i)
-        if node is None or node.applied <= node.log.snap_index:
-            return
-        data = self.sms[i].snapshot()
-        node.compact(node.applied, data)
-        assert node.snapshot is not None
-        self.storage[i].compact(node.snapshot)
-
-    def partition(self, side: set[str]) -> None:
-        self.cut = {(a, b) for a in self.ids for b in self.ids if (a in side) != (b in side)}
-
-    def heal(self) -> None:
-        self.cut = set()
-
-    # ------------------------------------------------------------ ready handling
-
-    def _process(self, i: str) -> None:
-        node = self.nodes[i]
-        assert node is not None
-        while node.has_ready():
-            rd = node.ready()
-            self.storage[i].save(rd)  # 1. persist
-            self.inflight.extend(rd.messages)  # 2. send
-            sm = self.sms[i]
-            if rd.snapshot is not None:  # 3. apply
-                sm = self.sms[i] = KVStore.restore(rd.snapshot.data)
-            for e in rd.committed_entries:
-                self._observe_apply(i, node, e)
-                if e.data is None:
-                    continue
-                result = sm.apply(e.data["op"])
-                req = self.pending.pop(e.data["id"], None)
-                if req is not None and req[0] == i and result["type"] == "ok":
-                    self.acked_appends[e.data["id"]] = self.step_count
-                    self.writes_done += 1
-            for rs in rd.read_states:
-                req = self.pending.pop(rs.ctx, None)
-                if req is None:
-                    continue
-                if node.applied < rs.index:
+    def on_ready(self, sim: Simulator, node: str, rd: Any) -> None:
+        if rd.role == LEADER:
+            other = self.leader_of_term.setdefault(rd.term, node)
+            if other != node:
+                raise InvariantViolation(
+                    "election safety", f"{other} and {node} were both leader in term {rd.term}"
+                )
+            # The commit rule (paper 5.4.2): a leader advances its commit index by
+            # counting replicas only to an entry of its own term. Breaking it is what
+            # lets figure 8 lose a committed entry; checking the rule itself catches
+            # the mistake without waiting for the rare schedule that loses the entry.
+            core = sim.nodes[node].core
+            if self.commit_rule and rd.hard_state is not None and rd.committed_entries:
+                last = rd.committed_entries[-1]
+                if last.index == core.commit and last.term != rd.term:
                     raise InvariantViolation(
-                        "read-freshness", f"{i} served read at {rs.index} before applying it"
+                        "commit rule",
+                        f"leader {node} of term {rd.term} committed index {last.index} "
+                        f"of term {last.term} by counting replicas",
                     )
-                _, key, must_see = req[1]
-                seen = set(sm.read(key) or [])
-                missing = must_see - seen
-                if missing:
-                    raise InvariantViolation(
-                        "read-freshness",
-                        f"read on {i} (term {node.term}) misses acknowledged appends "
-                        f"{sorted(missing)[:5]}",
-                    )
-                self.reads_done += 1
-            for ctx in rd.dropped_reads:
-                self.pending.pop(ctx, None)
-        self.check_invariants()
 
-    def _observe_apply(self, i: str, node: RaftNode, e: Entry) -> None:
-        seen = self.applied.get(e.index)
-        if seen is None:
-            self.applied[e.index] = (e.term, e.data)
-        elif seen != (e.term, e.data):
-            raise InvariantViolation(
-                "state machine safety",
-                f"{i} applied {e.data!r} (term {e.term}) at index {e.index}; "
-                f"another node applied {seen[1]!r} (term {seen[0]})",
-            )
+    def on_boot(self, sim: Simulator, node: str) -> None:
+        self.leader_logs.pop(node, None)
 
-    # ------------------------------------------------------------ invariants
+    def check(self, sim: Simulator) -> None:
+        self.check_cores([(i, sim.nodes[i].core) for i in sim.up()])
 
-    def check_invariants(self) -> None:
-        nodes = [(i, n) for i, n in self.nodes.items() if n is not None]
+    def check_cores(self, nodes: list[tuple[str, RaftNode]]) -> None:
+        """Check the claims over the live cores ``(id, core)``."""
         # Record what is committed (and since which term) before checking leaders.
         for i, n in nodes:
             log = n.log
@@ -373,6 +222,185 @@ class SimCluster:
                             f"{nodes[a][0]} and {nodes[b][0]} agree above index {idx} "
                             f"but differ at it",
                         )
+
+
+
+class SimCluster:
+    """N Raft cores on the generic :class:`~jepsenlike.models.simulator.Simulator`,
+    with the scripted-test interface (see the module docstring).
+
+    The simulator owns the network, the storage, crash/restart and Ready handling;
+    this class adds what scripted tests need: single-node ticks whose clock reading is
+    the tick count (``lease_seconds`` in ticks), append proposals and reads tracked by
+    request id, and the *read freshness* check (a read invoked after an append was
+    acknowledged sees it). :class:`RaftInvariants` run after every action.
+    """
+
+    def __init__(
+        self,
+        n: int = 3,
+        seed: int = 0,
+        config: Config | None = None,
+        volatile_vote: bool = False,
+        wall_clock: bool = False,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.config = config or Config(election_ticks=10, heartbeat_ticks=2)
+        system = RaftSystem(
+            config=self.config, volatile_vote=volatile_vote, wall_clock=wall_clock,
+            commit_rule=False,  # scripted tests show figure 8's consequence instead
+        )
+        self.sim = Simulator(system, nodes=n, seed=seed)
+        self.sim.apply_hook = self._on_apply
+        self.sim.read_hook = self._on_read
+        self.sim.drop_hook = lambda i, ctx: self.pending.pop(ctx, None)
+        self.ids = self.sim.ids
+        self.inflight = self.sim.inflight
+        self.wall_clock = wall_clock
+        self.time = 0
+        self.step_count = 0
+        self.inv: RaftInvariants = self.sim.invariants  # type: ignore[assignment]
+        self.acked_appends: dict[Any, int] = {}  # value -> step it was acknowledged
+        self.pending: dict[Any, tuple[str, Any]] = {}  # request id -> (node, request)
+        self.reads_done = 0
+        self.writes_done = 0
+        self._next_id = 0
+
+    # ------------------------------------------------------------ views
+
+    @property
+    def nodes(self) -> dict[str, RaftNode | None]:
+        return {i: r.core for i, r in self.sim.nodes.items()}
+
+    @property
+    def sms(self) -> dict[str, KVStore]:
+        return {i: r.sm for i, r in self.sim.nodes.items() if r.core is not None}
+
+    @property
+    def storage(self) -> dict[str, MemoryStorage]:
+        return {i: r.storage for i, r in self.sim.nodes.items()}
+
+    @property
+    def cut(self) -> set[tuple[str, str]]:
+        return self.sim.cut
+
+    @property
+    def clock_offset(self) -> dict[str, float]:
+        return {i: r.offset for i, r in self.sim.nodes.items()}
+
+    @property
+    def committed(self) -> dict[int, tuple[int, Any]]:
+        return self.inv.committed
+
+    def up(self) -> list[str]:
+        return self.sim.up()
+
+    # ------------------------------------------------------------ node lifecycle
+
+    def crash(self, i: str) -> None:
+        self.sim.crash(i)
+        self.pending = {k: v for k, v in self.pending.items() if v[0] != i}
+
+    def restart(self, i: str) -> None:
+        if self.sim.nodes[i].core is None:
+            self.sim._boot(i)
+        self.check_invariants()
+
+    # ------------------------------------------------------------ actions
+
+    def _now(self, i: str) -> float:
+        return float(self.time + (self.sim.nodes[i].offset if self.wall_clock else 0.0))
+
+    def tick(self, i: str) -> None:
+        node = self.sim.nodes[i].core
+        if node is not None:
+            self.time += 1
+            self.sim.time = self.time
+            node.tick(now=self._now(i))
+            self._process(i)
+
+    def clock_bump(self, i: str, delta: float) -> None:
+        """Move node ``i``'s wall clock by ``delta`` (negative: backwards)."""
+        self.sim.nodes[i].offset += delta
+
+    def deliver(self, k: int, duplicate: bool = False) -> None:
+        m = self.inflight[k] if duplicate else self.inflight.pop(k)
+        self.sim._deliver(m)
+        self.check_invariants()
+
+    def drop(self, k: int) -> None:
+        self.inflight.pop(k)
+
+    def propose_append(self, i: str, key: str = "x") -> bool:
+        node = self.sim.nodes[i].core
+        if node is None:
+            return False
+        self._next_id += 1
+        rid = self._next_id
+        try:
+            node.propose({"id": rid, "op": {"f": "append", "key": key, "value": rid}})
+        except NotLeader:
+            return False
+        self.pending[rid] = (i, ("append", rid))
+        self._process(i)
+        return True
+
+    def read(self, i: str, key: str = "x") -> bool:
+        node = self.sim.nodes[i].core
+        if node is None:
+            return False
+        self._next_id += 1
+        rid = self._next_id
+        try:
+            node.read_index(rid, now=self._now(i))
+        except NotLeader:
+            return False
+        # Everything acknowledged before now must be visible to this read.
+        self.pending[rid] = (i, ("read", key, set(self.acked_appends)))
+        self._process(i)
+        return True
+
+    def compact(self, i: str) -> None:
+        self.sim._do_compact({"node": i})
+
+    def partition(self, side: set[str]) -> None:
+        self.sim._do_partition({"isolate": sorted(side)})
+
+    def heal(self) -> None:
+        self.sim.cut = set()
+
+    # ------------------------------------------------------------ ready handling
+
+    def _process(self, i: str) -> None:
+        self.sim._process(i)
+        self.check_invariants()
+
+    def _on_apply(self, i: str, e: Entry, result: Any) -> None:
+        if e.data is None:
+            return
+        req = self.pending.pop(e.data["id"], None)
+        if req is not None and req[0] == i and result["type"] == "ok":
+            self.acked_appends[e.data["id"]] = self.step_count
+            self.writes_done += 1
+
+    def _on_read(self, i: str, ctx: Any) -> None:
+        req = self.pending.pop(ctx, None)
+        if req is None:
+            return
+        node = self.sim.nodes[i].core
+        _, key, must_see = req[1]
+        seen = set(self.sim.nodes[i].sm.read(key) or [])
+        missing = must_see - seen
+        if missing:
+            raise InvariantViolation(
+                "read-freshness",
+                f"read on {i} (term {node.term}) misses acknowledged appends "
+                f"{sorted(missing)[:5]}",
+            )
+        self.reads_done += 1
+
+    def check_invariants(self) -> None:
+        self.inv.check(self.sim)
 
     # ------------------------------------------------------------ schedulers
 
@@ -456,3 +484,89 @@ class SimCluster:
             else:
                 self.tick(rng.choice(self.ids))
         raise AssertionError("cluster did not stabilize")
+
+
+class RaftSystem:
+    """The Raft core as a :class:`~jepsenlike.models.simulator.System`.
+
+    Seeded bugs map to the layer they live in: ``commit-old-term`` and
+    ``lease-without-bound`` to the core config (the latter also switches reads to
+    lease mode and makes the driver read the wall clock, so clock steps reach the
+    core), ``volatile-vote`` to the storage, ``stale-read`` and ``early-ack`` to the
+    driver. ``read_mode="lease"`` runs correct lease reads without the bug.
+    """
+
+    name = "raft"
+    bug_names = tuple(BUGS)
+
+    def __init__(
+        self,
+        bugs: frozenset[str] = frozenset(),
+        read_mode: str = "read-index",
+        config: Config | None = None,
+        volatile_vote: bool = False,
+        wall_clock: bool = False,
+        commit_rule: bool = True,
+    ) -> None:
+        self.commit_rule = commit_rule
+        unknown = sorted(set(bugs) - set(BUGS))
+        if unknown:
+            raise ValueError(f"unknown raft bug {unknown}; valid bugs: {', '.join(BUGS)}")
+        self.bugs = frozenset(bugs)
+        if config is not None:
+            # A scripted harness's own config (its bugs included).
+            self.bugs |= config.bugs
+            if volatile_vote:
+                self.bugs |= {"volatile-vote"}
+            self.config = config
+            self.wall_clock = wall_clock
+            return
+        lease = read_mode == "lease" or "lease-without-bound" in self.bugs
+        et = 10
+        self.config = Config(
+            election_ticks=et,
+            heartbeat_ticks=2,
+            # One entry per append: followers then hold old-term entries without the
+            # new leader's no-op, the situation of the paper's figure 8.
+            max_entries_per_msg=1,
+            max_inflight=4,
+            read_mode="lease" if lease else "read-index",
+            lease_seconds=safe_lease_seconds(et, TICK_NS / 1e9, 0.0) if lease else 0.0,
+            bugs=self.bugs & {"commit-old-term", "lease-without-bound"},
+        )
+        self.wall_clock = "lease-without-bound" in self.bugs
+
+    def new_storage(self, node: str) -> MemoryStorage:
+        return MemoryStorage(volatile_vote="volatile-vote" in self.bugs)
+
+    def boot(self, node: str, peers: list[str], storage: MemoryStorage, rng: random.Random) -> RaftNode:
+        hs, snap, entries = storage.recover()
+        return RaftNode(node, peers, self.config, rng, hard_state=hs, snapshot=snap, entries=entries)
+
+    def restored_state(self, storage: MemoryStorage) -> Any:
+        return storage.snapshot.data
+
+    def persist(self, storage: MemoryStorage, rd: Ready) -> None:
+        storage.save(rd)
+
+    def save_snapshot(self, storage: MemoryStorage, core: RaftNode) -> None:
+        assert core.snapshot is not None
+        storage.compact(core.snapshot)
+
+    def snapshot_data(self, snap: Snapshot) -> Any:
+        return snap.data
+
+    def snapshot_index(self, core: RaftNode) -> int:
+        return core.log.snap_index
+
+    def snapshot_index_of(self, snap: Snapshot) -> int:
+        return snap.index
+
+    def invariants(self) -> RaftInvariants:
+        return RaftInvariants(self.commit_rule)
+
+    def serves_reads_locally(self) -> bool:
+        return "stale-read" in self.bugs
+
+    def acks_on_propose(self) -> bool:
+        return "early-ack" in self.bugs

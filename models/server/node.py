@@ -245,6 +245,8 @@ class NodeServer:
                 for m in rd.messages:
                     send(m.dst, m.to_wire())
                 self._apply(rd)
+                # Only now is the Ready's work done (persisted, sent, applied).
+                core.advance(rd)
                 if self.applied - self._snapshot_index() >= self.args.snapshot_every:
                     core.compact(self.applied, self.kv.snapshot())
                     snap = core.snapshot

@@ -432,3 +432,19 @@ def test_a_single_node_cluster_decides_alone():
     rd = n.ready()
     assert [(e.index, e.data) for e in rd.committed_entries] == [(slot, "x")]
     assert [r.ctx for r in rd.read_states] == ["r"]
+
+
+def test_ready_marks_nothing_done_until_advance():
+    # Ready/Advance: applied and the durable promise move only when the driver says so.
+    n = PaxosNode("n1", [], Config(election_ticks=10, heartbeat_ticks=2))
+    n.campaign()
+    n.propose("c1")
+    rd = n.ready()
+    assert [e.data for e in rd.committed_entries][-1] == "c1"
+    assert rd.promised is not None and n.durable_promised != rd.promised
+    assert n.applied == 0
+    with pytest.raises(ValueError, match="only 0 applied"):
+        n.compact(1, [])
+    assert n.ready().committed_entries == []  # never handed out twice
+    n.advance(rd)
+    assert n.applied == rd.committed_entries[-1].index and n.durable_promised == rd.promised

@@ -56,6 +56,7 @@ class Net:
             rd = node.ready()
             self.readies[i].append(rd)
             self.queue.extend(rd.messages)
+            node.advance(rd)
 
     def deliver(
         self,
@@ -340,7 +341,7 @@ def test_follower_behind_the_compaction_point_gets_install_snapshot() -> None:
         net.propose("n1", k)
         net.deliver(lambda m: "n3" not in (m.src, m.dst))
     net.queue = [m for m in net.queue if "n3" not in (m.src, m.dst)]
-    leader.ready()
+    leader.advance(leader.ready())
     leader.compact(leader.applied, {"data": {"k": 9}})
     assert leader.log.snap_index == 11
     for _ in range(4):
@@ -469,3 +470,22 @@ def test_propose_on_follower_raises_not_leader_with_hint() -> None:
     with pytest.raises(NotLeader) as e:
         net.nodes["n2"].propose("x")
     assert e.value.leader == "n1"
+
+
+def test_ready_marks_nothing_done_until_advance() -> None:
+    # etcd-raft's Ready/Advance: applied moves only when the driver says it applied.
+    n = RaftNode("n1", [], Config(election_ticks=10, heartbeat_ticks=2))
+    n.campaign()
+    rd = n.ready()
+    assert rd.committed_entries and rd.entries and rd.hard_state is not None
+    assert n.applied == 0 and n.stable_index == 0 and n.durable_hs.term == 0
+    with pytest.raises(ValueError, match="only 0 applied"):
+        n.compact(1, {})
+    # A second ready() before advance hands out only new work, never the same twice.
+    again = n.ready()
+    assert again.committed_entries == [] and again.entries == []
+    n.advance(rd)
+    assert n.applied == rd.committed_entries[-1].index
+    assert n.stable_index == rd.entries[-1].index and n.durable_hs == rd.hard_state
+    n.compact(n.applied, {})
+    assert n.log.snap_index == n.applied
