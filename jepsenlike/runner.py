@@ -52,6 +52,7 @@ from jepsenlike.backends import CLOCK, Backend, backend_refusals, make_backend
 from jepsenlike.checkers.result import UNKNOWN, Result, check_safe, merge_valid
 from jepsenlike.client import Router
 from jepsenlike.config import TestConfig
+from jepsenlike.confirm import confirm_completion
 from jepsenlike.coverage import coverage_verdict, describe_coverage, fault_coverage
 from jepsenlike.errors import HarnessBug
 from jepsenlike.generator import Phases, Tally, Worker, derive_rng, start_thread
@@ -146,7 +147,7 @@ class NemesisDriver:
     def fire(self, op: FaultOp) -> FaultOp:
         inv = self.history.record("nemesis", "invoke", op.f, value=op.value)
         try:
-            done = self.nemesis.invoke(self.ctx, op)
+            done = confirm_completion(self.ctx, op, self.nemesis.invoke(self.ctx, op))
         except NemesisContractError:
             raise
         except Exception as e:  # a fault that could not be applied is recorded, not fatal

@@ -54,6 +54,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from jepsenlike.backends.base import (
     CLOCK,
@@ -433,6 +434,11 @@ class LocalBackend(Backend):
     def node_state(self, node_id: str) -> str:
         with self._lock:
             return self.state.get(node_id, "up")
+
+    def observer(self) -> Any:
+        from jepsenlike.confirm import LocalObserver
+
+        return LocalObserver(self)
 
     def pids(self) -> list[int]:
         """Process ids of every node process this backend ever started."""

@@ -210,6 +210,14 @@ class System(ABC):
         finally:
             client.close()
 
+    def wall_clock(self, node: NodeSpec, timeout: float = 0.3) -> float | None:
+        """The node's own wall clock now (epoch seconds), or None if it cannot tell.
+
+        Clock faults are confirmed with it (:mod:`jepsenlike.confirm`); with None
+        the backend starts a probe process under the node's preload instead.
+        """
+        return None
+
     #: True when :meth:`leader` can answer; the ``leader`` routing and target need it.
     can_tell_leader: bool = False
 

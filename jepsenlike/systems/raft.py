@@ -71,6 +71,12 @@ class KVNodeSystem(System):
 
         return KVClient(node.client_addr, timeout=timeout)
 
+    def wall_clock(self, node: NodeSpec, timeout: float = 0.3) -> float | None:
+        """The ``time`` field of ``GET /status``: the node process's own ``time.time()``."""
+        st = self.status(node, timeout)
+        value = (st or {}).get("time")
+        return float(value) if isinstance(value, (int, float)) else None
+
     def leader(self, nodes: list[NodeSpec], timeout: float = 0.5) -> str | None:
         best: tuple[int, str] | None = None
         for node in nodes:
