@@ -23,7 +23,7 @@ EXIT_UNKNOWN = 2
 EXIT_ERROR = 255
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["run", "analyze", "check", "show", "serve", "list", "node", "docker"]
+COMMANDS = ["run", "analyze", "check", "show", "serve", "list", "node", "docker", "clean"]
 
 
 def exit_code_for(valid: object) -> int:
