@@ -49,12 +49,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from jepsenlike.backends import CLOCK, Backend, backend_refusals, make_backend
+from jepsenlike.capabilities import check_workload, fault_refusal, plan_faults
 from jepsenlike.checkers.result import UNKNOWN, Result, check_safe, merge_valid
 from jepsenlike.client import Router
-from jepsenlike.config import TestConfig
+from jepsenlike.config import DEFAULT_NEMESES, TestConfig
 from jepsenlike.confirm import confirm_completion
 from jepsenlike.coverage import coverage_verdict, describe_coverage, fault_coverage
 from jepsenlike.errors import HarnessBug
+from jepsenlike.evidence import judge as judge_evidence
 from jepsenlike.generator import Phases, Tally, Worker, derive_rng, start_thread
 from jepsenlike.history import HistoryWriter, read_history
 from jepsenlike.nemesis import (
@@ -242,8 +244,10 @@ def run_test(
     assert config.seed is not None, "build_config draws the seed"
     system = get_system(config.system)
     system.configure(config.system_option_map(), config.bug)
+    check_workload(system, config.workload)
     workload = get_workload(config.workload, check_timeout=config.check_timeout)
-    requested = build_packages(config.nemesis, PackageOptions.from_config(config))
+    fault_names, dropped = plan_faults(system, config.nemesis, DEFAULT_NEMESES)
+    requested = build_packages(fault_names, PackageOptions.from_config(config))
     caps, cap_reasons = backend_refusals(config.backend, system, config.nodes)
     packages, refused = [], {}
     for pkg in requested:
@@ -251,6 +255,8 @@ def run_test(
         if why:
             missing = sorted(set(pkg.nemesis.requires) - set(caps))
             refused[pkg.name] = why + "".join(f": {cap_reasons[c]}" for c in missing if c in cap_reasons)
+        elif why := fault_refusal(system, pkg.name, pkg.nemesis.requires):
+            refused[pkg.name] = why
         else:
             packages.append(pkg)
     nemesis = Validate(compose(p.nemesis for p in packages))
@@ -270,12 +276,15 @@ def run_test(
     if note := workload.checker_note():
         test_doc["checker_note"] = note
     test_doc["faults"] = {
-        "requested": list(config.nemesis),
+        "requested": fault_names,
+        **({"dropped": dropped} if dropped else {}),
         "packages": {p.name: {"start": sorted(p.start_fs), "stop": sorted(p.stop_fs), "lane": p.lane}
                      for p in packages},
         "refused": refused,
     }
     write_json(run_dir / TEST_FILE, test_doc)
+    for name, why in dropped.items():
+        say(f"jepsenlike: note: fault {name!r} left out of the default set: {why}")
     for name, why in refused.items():
         say(f"jepsenlike: warning: fault {name!r} refused, the verdict will be unknown: {why}")
 
@@ -474,6 +483,9 @@ def check_run(
     if stats["totals"].get("ok", 0) == 0:
         verdicts.append(UNKNOWN)
         add("no client op succeeded: the run proves nothing")
+    for valid, reason in judge_evidence(workload, hist, test_doc):
+        verdicts.append(valid)
+        add(reason)
     nemesis_doc: dict[str, Any] = {"fired": fired if fired is not None else stats["faults"]}
     if isinstance(test_doc.get("faults"), dict):
         end = phases.get("end")

@@ -14,6 +14,11 @@ for what it needs:
   the ``leader`` routing and the ``leader`` nemesis target);
 * :meth:`System.open_client` -- a :class:`jepsenlike.client.NodeClient` for one
   node, one per worker so that workers never share a connection;
+* :attr:`System.workloads` and :attr:`System.faults` -- optionally, the
+  workloads and fault kinds it supports; others are refused up front
+  (:mod:`jepsenlike.capabilities`);
+* :meth:`System.wall_clock` -- optionally, the node's own wall clock, with
+  which clock faults are confirmed (:mod:`jepsenlike.confirm`);
 * :meth:`System.container_recipe` -- optionally, for the ``docker`` backend, a
   :class:`ContainerRecipe`: Dockerfile lines and files that put the system's own
   programs into the container, on top of jepsenlike's node image (default None:
@@ -140,6 +145,11 @@ class System(ABC):
     #: Known ``--bug`` names, or None when the system does not declare them
     #: (the flag is then passed through unchecked).
     bugs: tuple[str, ...] | None = None
+
+    #: Workloads its API supports (``{"register", "set", "append"}``), or None: not declared.
+    workloads: frozenset[str] | None = None
+    #: Fault kinds that act on its nodes (see :mod:`jepsenlike.capabilities`), or None: not declared.
+    faults: frozenset[str] | None = None
 
     #: Node options ``--system-options`` accepts (``key=value``), or None to pass any.
     option_names: tuple[str, ...] | None = ()

@@ -135,6 +135,8 @@ class MemorySystem(System):
     description = "in-process linearizable key-value store (no network; harness benchmarks and fast tests)"
     in_process = True
     bugs = BUGS
+    workloads = frozenset({"register", "set", "append"})
+    faults = frozenset({"kill", "pause"})  # one store in one process: no links, no clocks
 
     def __init__(self) -> None:
         self.cluster: MemoryCluster | None = None

@@ -32,6 +32,8 @@ class KVNodeSystem(System):
 
     module = ""
     can_tell_leader = True
+    workloads = frozenset({"register", "set", "append"})
+    faults = frozenset({"kill", "pause", "partition", "clock", "slow", "flaky"})
 
     def unavailable_reason(self) -> str | None:
         if _module_missing(self.module) or _module_missing(self.module + ".__main__"):

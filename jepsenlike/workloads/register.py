@@ -64,6 +64,11 @@ class RegisterWorkload(Workload):
             return completion.get("value") if completion.get("type") == "ok" else None
         return inv.value
 
+    def missing_evidence(self, history: History, test: dict[str, Any] | None = None) -> list[str]:
+        from jepsenlike.evidence import register_missing
+
+        return register_missing(history)
+
     def check(self, history: History, test: dict[str, Any] | None = None) -> Result:
         try:
             from jepsenlike.checkers.linearizable import check_linearizable
