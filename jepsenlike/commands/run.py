@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt as e:
             if line:
                 line.finish()
-            where = f"; partial history in {e.args[0]}" if e.args and str(e.args[0]).startswith(cfg.store) else ""
+            where = _interrupted_where(e, cfg.store)
             print(f"jepsenlike: interrupted{where}", file=sys.stderr, flush=True)
             return 130
         except JepsenlikeError as e:
@@ -169,6 +169,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"=== {config.test_count} runs: {summary['valid']} valid, {summary['invalid']} invalid, "
               f"{summary['unknown']} unknown, {crashed} crashed")
     return finish()
+
+
+def _interrupted_where(e: KeyboardInterrupt, store: str) -> str:
+    """Where the partial history is, when the interrupted run got as far as writing one."""
+    run = str(e.args[0]) if e.args else ""
+    if not run.startswith(store):
+        return ""
+    if (Path(run) / "history.jsonl").exists():
+        return f"; partial history in {run}"
+    return f" before any op was recorded (no history in {run})"
 
 
 def verdict_word(valid: Any) -> str:
