@@ -81,6 +81,7 @@ from jepsenlike.store import (
     versions,
     write_json,
 )
+from jepsenlike.storeguard import STORE_ERRNOS, Ballast, GuardedHistory, GuardedLog, StoreWriteError
 from jepsenlike.systems import System, get_system
 from jepsenlike.workloads import Workload, get_workload
 
@@ -293,8 +294,11 @@ def run_test(
                            clocks=any(CLOCK in p.nemesis.requires for p in packages),
                            progress=say)
     leaders = LeaderCache(system, backend)
-    history: HistoryWriter | None = None
-    nemlog = open(run_dir / NEMESIS_LOG, "w", encoding="utf-8")
+    # storeguard: a failed write to the store stops the run cleanly (see jepsenlike.storeguard).
+    ballast = Ballast(run_dir)
+    history: GuardedHistory | None = None
+    nemlog = GuardedLog(open(run_dir / NEMESIS_LOG, "w", encoding="utf-8"), run_dir / NEMESIS_LOG)
+    stopped_because: str | None = None
     phases: dict[str, int] = {}
     stop_clients, stop_nemesis, stop_final = threading.Event(), threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
@@ -314,6 +318,8 @@ def run_test(
                 "counts": tally.snapshot(), "faults": nemesis.active()}
 
     def tick(phase: str) -> None:
+        if history is not None:
+            history.check()  # a store write that failed in any thread stops the run here
         if progress:
             progress(snapshot(phase))
 
@@ -336,7 +342,8 @@ def run_test(
             if system.can_tell_leader and not _wait_until(lambda: leaders.fresh() is not None, config.ready_timeout):
                 say("jepsenlike: warning: no leader elected yet; starting anyway")
 
-            history = HistoryWriter(run_dir / HISTORY_FILE)
+            history = GuardedHistory(HistoryWriter(run_dir / HISTORY_FILE), run_dir / HISTORY_FILE)
+            nemlog.guard = history
             ctx = RunContext(config, system, backend, derive_rng(config.seed, "targets"), leaders, backend.node_ids)
             nemesis.setup(ctx)
             driver = NemesisDriver(nemesis, ctx, history, nemlog)
@@ -397,6 +404,13 @@ def run_test(
                     raise HarnessBug(f"worker {w.index} crashed: {type(w.error).__name__}: {w.error}") from w.error
     except KeyboardInterrupt:
         interrupted = True
+    except StoreWriteError as e:
+        interrupted, stopped_because = True, str(e)
+    except OSError as e:
+        if e.errno not in STORE_ERRNOS:
+            crash = e
+            raise
+        interrupted, stopped_because = True, f"the store could not be written ({e})"
     except BaseException as e:
         crash = e
         raise
@@ -418,11 +432,17 @@ def run_test(
             if history:
                 history.close()
             nemlog.close()
+            ballast.release()  # room for the final records even on a full disk
             test_doc["phases"] = phases
             test_doc["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             if interrupted:
                 test_doc["interrupted"] = True
-            write_json(run_dir / TEST_FILE, test_doc)
+            if stopped_because:
+                test_doc["interrupted_reason"] = stopped_because
+            try:
+                write_json(run_dir / TEST_FILE, test_doc)
+            except OSError as e:
+                say(f"jepsenlike: {run_dir / TEST_FILE} not updated: {e}")
             if crash is not None:
                 write_json(run_dir / RESULTS_FILE, {
                     "valid": UNKNOWN, "crashed": f"{type(crash).__name__}: {crash}",
@@ -433,10 +453,19 @@ def run_test(
     if held and crash is None:
         interrupted = True  # a signal arrived during cleanup: honour it now
     if interrupted:
+        why = f"stopped: {stopped_because}" if stopped_because else "interrupted before the end"
         results = {"valid": UNKNOWN, "interrupted": True,
-                   "explanation": "interrupted before the end; the history is partial "
+                   "explanation": f"{why}; the history is partial "
                                   f"(re-check with: jepsenlike analyze {run_dir})"}
-        write_json(run_dir / RESULTS_FILE, results)
+        if stopped_because:
+            results["interrupted_reason"] = stopped_because
+        try:
+            write_json(run_dir / RESULTS_FILE, results)
+        except OSError as e:
+            say(f"jepsenlike: {run_dir / RESULTS_FILE} not written: {e}")
+        if stopped_because:
+            raise StoreWriteError(f"{stopped_because}; the run stopped (faults healed, nodes stopped); "
+                                  f"check what was recorded with: jepsenlike analyze {run_dir}")
         raise KeyboardInterrupt(str(run_dir))
 
     results = check_run(run_dir, workload, test_doc, fired=driver.fired if driver else [])
@@ -494,8 +523,14 @@ def check_run(
         nemesis_doc["coverage"] = coverage
         nemesis_doc["summary"] = describe_coverage(coverage)
         verdicts.append(covered)
-        for reason in reasons:
+        for reason in reasons if not test_doc.get("interrupted") else ():
             add(reason)
+    interrupted = bool(test_doc.get("interrupted"))
+    if interrupted:  # the marker survives analyze; the partial run is not blamed on its faults
+        reason = test_doc.get("interrupted_reason")
+        verdicts.append(UNKNOWN)
+        add(f"the run was interrupted{f' ({reason})' if reason else ''}: the history is partial, "
+            "so fault coverage and availability describe only the part that ran")
     results: dict[str, Any] = {
         "valid": merge_valid(verdicts),
         "explanation": explanation,
@@ -505,6 +540,10 @@ def check_run(
         "reproduce": test_doc.get("reproduce"),
         "seed": test_doc.get("seed"),
     }
+    if interrupted:
+        results["interrupted"] = True
+        if test_doc.get("interrupted_reason"):
+            results["interrupted_reason"] = test_doc["interrupted_reason"]
     if extra:
         results["checkers"] = extra
     if note := workload.checker_note():
