@@ -126,8 +126,10 @@ def fault_coverage(history: History, faults: Mapping[str, Any], end_ns: int | No
                 f" (and {len(s['unconfirmed']) - 1} more)" if len(s["unconfirmed"]) > 1 else "")
         elif not s["fired"]:
             if not s["attempts"]:
+                need = faults.get("min_time_limit")
+                above = f" above {need:g} s" if isinstance(need, int | float) else ""
                 entry["reason"] = ("never scheduled: the chaos phase was too short for every fault to "
-                                   "get a turn; raise --time-limit or lower --nemesis-interval")
+                                   f"get a turn; raise --time-limit{above} or lower --nemesis-interval")
             elif s["errors"]:
                 entry["reason"] = f"{s['attempts']} attempt(s), none took effect; last error: {s['last_error']}"
             else:

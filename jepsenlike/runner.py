@@ -38,6 +38,7 @@ run that crashes leaves the prefix written so far.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import sys
 import threading
@@ -67,6 +68,7 @@ from jepsenlike.nemesis import (
     Validate,
     build_packages,
     compose,
+    min_chaos_seconds,
     plan_schedule,
     refusal,
 )
@@ -282,6 +284,9 @@ def run_test(
         "packages": {p.name: {"start": sorted(p.start_fs), "stop": sorted(p.stop_fs), "lane": p.lane}
                      for p in packages},
         "refused": refused,
+        # the shortest --time-limit whose chaos phase starts every fault (coverage hints at it)
+        "min_time_limit": math.ceil(10 * (config.warmup + min_chaos_seconds(packages, config.nemesis_interval)
+                                          + 0.05)) / 10,
     }
     write_json(run_dir / TEST_FILE, test_doc)
     for name, why in dropped.items():

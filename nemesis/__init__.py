@@ -21,6 +21,7 @@ from jepsenlike.nemesis.package import (
     PackageOptions,
     ScheduledFault,
     build_packages,
+    min_chaos_seconds,
     nemesis_names,
     plan_schedule,
     register_nemesis,
@@ -30,6 +31,6 @@ from jepsenlike.nemesis.targets import TARGET_SPECS, parse_target_spec, resolve_
 __all__ = [
     "NEMESES", "TARGET_SPECS", "Composed", "FaultOp", "Nemesis", "NemesisContext",
     "NemesisContractError", "NemesisPackage", "PackageOptions", "ScheduledFault", "Validate",
-    "build_packages", "compose", "nemesis_names", "parse_target_spec", "plan_schedule",
+    "build_packages", "compose", "nemesis_names", "parse_target_spec", "plan_schedule", "min_chaos_seconds",
     "refusal", "register_nemesis", "resolve_targets",
 ]

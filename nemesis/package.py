@@ -24,8 +24,12 @@ timelines, in parallel: ``clock`` (lane ``clock``), ``slow`` and ``flaky``
 (lane ``links``) degrade a cluster rather than cut it, and some bugs only show
 when a degradation overlaps a cut (a clock stepped back *while* its node is
 partitioned away). Within a lane the package comes from a shuffled deck: every
-package of the lane fires once before any fires twice, so a chaos phase with
-room for as many cycles as the lane has packages exercises them all.
+package of the lane fires once before any fires twice. When the chaos phase is
+too short for every package of a lane to start once at ``interval`` (each start
+and stop gap can be 1.5 intervals long), that lane's gaps shrink to fit
+(:func:`lane_step`), down to :data:`MIN_STEP`; so the default settings fire every
+requested fault at least once even in a short run, and
+:func:`min_chaos_seconds` says how long a chaos phase must be for that.
 
 Adding a nemesis
 ----------------
@@ -253,6 +257,33 @@ class ScheduledFault:
     op: FaultOp
 
 
+MIN_STEP = 0.5
+"""Seconds: the shortest mean gap :func:`lane_step` shrinks a lane's interval to."""
+
+
+def lane_step(n_packages: int, interval: float, span: float) -> float:
+    """The mean gap a lane of ``n_packages`` uses in a chaos phase of ``span`` seconds:
+    ``interval``, or less when that leaves no room for every package to start once."""
+    if n_packages <= 0 or span <= 0:
+        return interval
+    fit = span / (1.5 * (2 * n_packages - 1))
+    return max(min(interval, fit), min(interval, MIN_STEP))
+
+
+def min_chaos_seconds(packages: Sequence[NemesisPackage], interval: float) -> float:
+    """The shortest chaos phase in which :func:`plan_schedule` starts every package at
+    least once, whatever the rng draws (0 without packages)."""
+    lanes: dict[str, int] = {}
+    for pkg in packages:
+        lanes[pkg.lane] = lanes.get(pkg.lane, 0) + 1
+    step = min(interval, MIN_STEP)
+    need = 0.0
+    for i, k in enumerate(lanes.values()):
+        offset = 0.0 if i == 0 else 0.5 * step
+        need = max(need, offset + 1.5 * (2 * k - 2) * step)
+    return need
+
+
 def plan_schedule(
     packages: Sequence[NemesisPackage],
     interval: float,
@@ -273,10 +304,11 @@ def plan_schedule(
     plan: list[ScheduledFault] = []
     for i, members in enumerate(lanes.values()):
         lane_rng = random.Random(rng.getrandbits(64))
+        step = lane_step(len(members), interval, end - start)
         # The first lane starts at once; the others a little later, so that
         # lanes do not fire in lockstep.
-        first = start if i == 0 else start + interval * lane_rng.uniform(0.0, 0.5)
-        plan.extend(_plan_lane(members, interval, first, end, lane_rng))
+        first = start if i == 0 else start + step * lane_rng.uniform(0.0, 0.5)
+        plan.extend(_plan_lane(members, step, first, end, lane_rng))
     plan.sort(key=lambda s: s.at)  # stable: a lane's own order is kept on ties
     return plan
 

@@ -224,18 +224,20 @@ def print_report(results: dict[str, Any], run_dir: Any, config: TestConfig, out:
 
 
 class ProgressLine:
-    """One status line, rewritten in place (``\\r``); throttled when not a terminal."""
+    """On a terminal, one status line rewritten in place (``\\r``, 4 times a second);
+    piped or redirected, a plain line every ``every`` seconds (and at the end)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, every: float = 5.0) -> None:
         self.stream = stream
         self.tty = stream.isatty()
+        self.every = every
         self.last = 0.0
         self.width = 0
         self.shown = False
 
     def update(self, snap: dict[str, Any]) -> None:
         now = time.monotonic()
-        if now - self.last < (0.25 if self.tty else 1.0) and snap.get("phase") != "done":
+        if now - self.last < (0.25 if self.tty else self.every) and snap.get("phase") != "done":
             return
         self.last = now
         c = snap.get("counts", {})
@@ -249,10 +251,10 @@ class ProgressLine:
                 f"info {c.get('info', 0)}  faults: {fault_text}")
         if self.tty:
             self.stream.write("\r" + text + "\x1b[K")
+            self.shown = True
         else:
-            self.stream.write("\r" + text.ljust(self.width))
+            self.stream.write(text + "\n")
         self.width = len(text)
-        self.shown = True
         self.stream.flush()
 
     def finish(self) -> None:
