@@ -64,6 +64,8 @@ CLOCK_TOLERANCE = 0.05
 """Seconds the observed clock offset may differ from the expected one (plus the reading's own span)."""
 CLOCK_BUDGET = 1.5
 """Seconds spent per node retaking clock samples before giving up."""
+PROCESS_SETTLE = 0.5
+"""Seconds a kill or pause may take to reach every process of the node."""
 PARTITION_WINDOW = 0.25
 """Seconds a partition probe waits for the proxy to dial through."""
 
@@ -133,15 +135,24 @@ def _confirm(kind: str, ctx: Any, value: dict[str, Any]) -> dict[str, Observatio
     return {n: confirm_process(observer, n, want, kind) for n in nodes}
 
 
-def confirm_process(observer: Observer | None, node_id: str, want: str, kind: str) -> Observation:
-    """Is ``node_id`` in process state ``want`` (``gone`` for kill, ``stopped`` for pause)?"""
-    seen = observer.process_state(node_id) if observer is not None else None
-    if seen is None:
-        return None, f"the backend cannot observe {node_id}'s process state"
-    state, evidence = seen
-    if state == want:
-        return True, evidence
-    return False, f"{kind} fault on {node_id} not confirmed: the node is {state} ({evidence})"
+def confirm_process(observer: Observer | None, node_id: str, want: str, kind: str,
+                    settle: float = PROCESS_SETTLE) -> Observation:
+    """Is ``node_id`` in process state ``want`` (``gone`` for kill, ``stopped`` for pause)?
+
+    Signals reach the other processes of a group asynchronously, so the state is
+    looked at again for up to ``settle`` seconds before the answer is no.
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        seen = observer.process_state(node_id) if observer is not None else None
+        if seen is None:
+            return None, f"the backend cannot observe {node_id}'s process state"
+        state, evidence = seen
+        if state == want:
+            return True, evidence
+        if time.monotonic() >= deadline:
+            return False, f"{kind} fault on {node_id} not confirmed: the node is {state} ({evidence})"
+        time.sleep(0.02)
 
 
 def confirm_partition(observer: Observer | None, grudge: Mapping[str, Iterable[str]]) -> dict[str, Observation]:
