@@ -137,3 +137,29 @@ def test_clean_kills_what_a_killed_harness_left_and_spares_live_runs(tmp_path):
         wait_for(lambda: len(run_processes(live_run)) <= 1, 5, "the live run's node to die with its harness")
         subprocess.run([*JEPSENLIKE, "clean", "--store", str(store)], capture_output=True, env=env, timeout=60)
         wait_for(lambda: run_processes(live_run) == [], 5, "clean to kill the live run's helper")
+
+
+def test_a_node_spawned_from_a_short_lived_thread_outlives_that_thread(tmp_path, monkeypatch):
+    """The parent-death signal follows the forking *thread*: a node restarted from the
+    nemesis thread must not die when that thread ends with the chaos phase."""
+    import threading
+
+    from jepsenlike import procguard
+
+    monkeypatch.setenv("JEPSENLIKE_RUNTIME_DIR", str(tmp_path / "rt"))
+    got = []
+    t = threading.Thread(target=lambda: got.append(
+        procguard.spawn(["sleep", "30"], run_dir=tmp_path / "run", node="n1", start_new_session=True)))
+    t.start()
+    t.join()
+    proc = got[0]
+    try:
+        time.sleep(0.5)
+        assert proc.poll() is None, "the node died with the thread that asked for it"
+        assert procguard._environ(proc.pid)[procguard.DIE_WITH_PARENT] == str(os.getpid())
+        assert len(list((tmp_path / "rt").glob("*.json"))) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+        procguard.forget(proc)
+    assert list((tmp_path / "rt").glob("*.json")) == []
