@@ -30,8 +30,11 @@ What is looked at, per fault kind:
   a short window (the proxy's count of upstream dials stays put; any dial on
   that link, ours or the node's, means it passes); docker, Y's iptables chain
   holds the DROP rule for X's address.
-* ``clock`` (bump, strobe, drift) -- the node's wall clock differs from real
-  time by about the offset the clock control is driving now: first the system's
+* ``clock`` (bump, strobe, drift) -- locally, libfaketime must be mapped into
+  every live process of the node (``/proc/PID/maps``: a static binary ignores
+  ``LD_PRELOAD``, a library that failed to preload is not mapped); then the
+  node's wall clock must differ from real time by about the offset the clock
+  control is driving now: first the system's
   own reading (:meth:`System.wall_clock`, e.g. the ``time`` field of the
   reference nodes' ``/status``), else a probe process started with the node's
   own environment (the same ``LD_PRELOAD`` and control file; locally
@@ -88,6 +91,9 @@ class Observer(Protocol):
     def links_pass(self, links: list[Link]) -> dict[Link, tuple[bool, str]] | None:
         """Per directed link ``(X, Y)``: do bytes from X reach Y now?"""
         ...
+
+    # Optional: ``preload_loaded(node_id) -> (bool, evidence) | None`` -- is the clock
+    # library loaded in the node's own processes (checked before any clock reading).
 
 
 # -- the entry point ------------------------------------------------------------
@@ -209,6 +215,10 @@ def confirm_clock(ctx: Any, observer: Observer | None, node_id: str,
         clock = ctx.backend.clock(node_id)
     except Exception as e:
         return None, f"no clock control for {node_id}: {e}"
+    loaded = getattr(observer, "preload_loaded", None)
+    preload = loaded(node_id) if callable(loaded) else None
+    if preload is not None and not preload[0]:
+        return False, f"clock fault on {node_id} not confirmed: {preload[1]}"
     deadline = time.monotonic() + budget
     last: tuple[float, float, str] | None = None
     while True:
@@ -235,6 +245,7 @@ def confirm_clock(ctx: Any, observer: Observer | None, node_id: str,
     if last is None:
         return None, f"the offset on {node_id} stayed too small to tell from real time"
     seen, want, source = last
+    seen, want = round(seen, 1) + 0.0, round(want, 1) + 0.0  # no "-0.0"
     return False, (f"clock fault on {node_id} not confirmed: {source} moved {seen:+.1f} s of "
                    f"{want:+.1f} s requested (is libfaketime loaded? does the node read the clock "
                    "through libc?)")
@@ -307,6 +318,42 @@ class LocalObserver:
         if clock is None:
             return None
         return probe_wall_clock(clock.env_for_process())
+
+    def preload_loaded(self, node_id: str) -> tuple[bool, str] | None:
+        """Is libfaketime mapped into every live process of the node (``/proc/PID/maps``)?
+
+        A static binary ignores ``LD_PRELOAD``, and a library that failed to
+        preload is not mapped: then the node cannot see faked time, whatever a
+        probe process sees. None when no live process can be looked at.
+        """
+        clock = self.backend.clocks.get(node_id)
+        proc = self.backend.procs.get(node_id)
+        if clock is None or proc is None:
+            return None
+        try:
+            library = Path(clock.library).resolve()
+        except Exception:
+            return None
+        missing, looked = [], 0
+        for pid, state in group_states(proc.pid).items():
+            if state in ("Z", "X", "x"):
+                continue
+            try:
+                maps = Path(f"/proc/{pid}/maps").read_text()
+            except OSError:
+                continue
+            looked += 1
+            mapped = {Path(line.split(None, 5)[5]).name for line in maps.splitlines()
+                      if len(line.split(None, 5)) == 6}
+            if library.name not in mapped and str(library) not in maps:
+                missing.append(pid)
+        if not looked:
+            return None
+        if missing:
+            return False, (f"libfaketime ({library.name}) is not loaded in the node's process(es) "
+                           f"{', '.join(map(str, missing))} (a static binary, or a preload that failed: "
+                           "see the node's log)")
+        return True, f"libfaketime mapped in {looked} process(es)"
 
     def links_pass(self, links: list[Link]) -> dict[Link, tuple[bool, str]] | None:
         net = self.backend.net

@@ -3,6 +3,9 @@
 * through the CLI: a broken libfaketime (``JEPSENLIKE_LIBFAKETIME`` naming a file
   that is not a library) makes a clock-fault run ``unknown`` with the reason, and
   a working one confirms every clock fault;
+* a node whose clock library is mapped but whose clock did not move (the preload
+  switched off behind the harness's back, as in a program that reads the clock
+  without libc) is not confirmed either;
 * on the local backend: pause, kill and partition are confirmed after the backend
   did them, and *not* confirmed when a completion claims them without the backend
   having done them (so the checks can fail).
@@ -51,7 +54,8 @@ def test_a_broken_libfaketime_makes_a_clock_run_unknown_with_the_reason(tmp_path
                  "--nemesis-interval", "1", "--seed", "3", "--store", str(store)], env=env)
     assert p.returncode == 2, p.stdout + p.stderr
     assert "Verdict: UNKNOWN" in p.stdout
-    assert "not confirmed" in p.stdout and "is libfaketime loaded?" in p.stdout
+    # the library is not even mapped into the node's process: said before any clock is read
+    assert "clock fault on n" in p.stdout and "not confirmed: libfaketime (hostname) is not loaded" in p.stdout
     res = results_of(store)
     assert res["valid"] == "unknown"
     cov = res["nemesis"]["coverage"]["clock"]
@@ -136,5 +140,28 @@ def test_clock_bump_is_confirmed_by_the_nodes_own_clock(tmp_path):
         done = confirm(ctx, "bump-clock", {"nodes": ["n3"], "offsets": {"n3": 4.0}})
         assert set(done.get("confirmed", {})) == {"n3"} and "own clock" in done["confirmed"]["n3"]
         backend.clock("n3").reset()
+    finally:
+        backend.teardown()
+
+
+@needs_faketime
+def test_a_clock_the_node_does_not_see_is_not_confirmed(tmp_path):
+    system = RaftSystem()
+    backend = LocalBackend(system, 3, tmp_path / "run", seed=9, clocks=True)
+    backend.start()
+    try:
+        ctx = Ctx(backend, system)
+        assert backend.observer().preload_loaded("n2")[0] is True
+        # Drive the clock control without the node's control file: the node keeps real time,
+        # exactly what a node that reads the clock without libc would show.
+        clock = backend.clock("n2")
+        real_file = clock.control_file
+        clock.control_file = tmp_path / "elsewhere.faketime"
+        clock.bump(5.0)
+        done = confirm(ctx, "bump-clock", {"nodes": ["n2"], "offsets": {"n2": 5.0}})
+        assert set(done.get("unconfirmed", {})) == {"n2"}
+        assert "own clock moved +0.0 s of +5.0 s" in done["unconfirmed"]["n2"]
+        clock.control_file = real_file
+        clock.reset()
     finally:
         backend.teardown()
