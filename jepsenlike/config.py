@@ -390,6 +390,10 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
     except ConfigError as e:
         raise ConfigError(f"{src('system_options')}: {e}") from None
 
+    if "partition" in asked and config.nodes < 2:
+        others = ",".join(n for n in config.nemesis if n != "partition") or "none"
+        raise ConfigError(f"{src('nemesis')}: partition needs at least 2 nodes, got {config.nodes}; "
+                          f"leave it out, e.g. --nemesis {others}")
     for shape in config.partition_shapes if "partition" in asked else ():
         if shape == LEADER_SHAPE:
             if len(node_ids) < 2:
