@@ -53,10 +53,12 @@ def _analyze(args: argparse.Namespace) -> int:
     from jepsenlike.commands.run import print_report
     from jepsenlike.config import TestConfig
     from jepsenlike.errors import ConfigError
+    from jepsenlike.numbers import check_number
     from jepsenlike.runner import check_run, write_report
     from jepsenlike.store import RESULTS_FILE, TEST_FILE, read_json, resolve_run_dir
     from jepsenlike.workloads import get_workload
 
+    check_number("--check-timeout", args.check_timeout)
     run_dir = resolve_run_dir(args.run_dir)
     try:
         doc = read_json(run_dir / TEST_FILE)

@@ -150,7 +150,10 @@ def _reraise(e: BaseException) -> Result:
 
 def run(args: argparse.Namespace) -> int:
     from jepsenlike.cli import EXIT_ERROR, exit_code_for
+    from jepsenlike.numbers import check_number
 
+    check_number("--timeout", args.timeout)
+    check_number("--max-states", args.max_states, minimum=1, strict=False)
     spec = get_spec(args.model, _parse_init(args.init))
     graph = None
     if args.checker == "graph":

@@ -100,3 +100,17 @@ def test_analyze_with_a_malformed_test_json_is_one_line(tmp_path, content):
     (run / "test.json").write_text(content)
     one_line_error(cli("analyze", str(run)), "test.json")
     json.loads((run / "results.json").read_text())  # the stored results are left alone
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["analyze", "RUN", "--check-timeout", "nan"], "--check-timeout"),
+    (["analyze", "RUN", "--check-timeout=-1"], "--check-timeout"),
+    (["check", "H", "--model", "register", "--timeout", "inf"], "--timeout"),
+    (["check", "H", "--model", "register", "--timeout", "nan"], "--timeout"),
+    (["check", "H", "--model", "register", "--max-states", "0"], "--max-states"),
+    (["serve", "--port=-5"], "--port"),
+    (["serve", "--port", "70000"], "--port"),
+])
+def test_numeric_flags_of_the_other_commands_are_checked_too(tmp_path, args, flag):
+    args = [str(tmp_path) if a == "RUN" else str(tmp_path / "h.jsonl") if a == "H" else a for a in args]
+    one_line_error(cli(*args), flag)
