@@ -1,7 +1,10 @@
 """What ``bench_raft.py`` and ``bench_paxos.py`` share: node clusters and the load generator.
 
-* :class:`NodeCluster` -- ``n`` reference nodes (``python -m <module>``), each in its own
-  process group, SIGKILLed by ``stop()``;
+* :class:`NodeCluster` -- ``n`` reference nodes (``python -m <module>``) started by the
+  harness's own launcher, :class:`~jepsenlike.backends.local.LocalBackend`, with peer links
+  direct (no proxies: the nodes alone are measured); ``stop()`` tears them down;
+* :class:`Procs` -- named processes in their own process groups, for other systems'
+  clusters (etcd in ``bench_raft.py``); ports from the backend's ``free_ports``;
 * :func:`run_load` -- one asyncio load generator: raw HTTP/1.1 keep-alive connections,
   one per client, each sending one op at a time over 64 keys for a number of seconds;
   counts ok answers and their latencies in a :class:`Cell`. The request and the "ok"
@@ -28,6 +31,9 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jepsenlike.backends.local import LocalBackend, free_ports
+from jepsenlike.systems.raft import KVNodeSystem
+
 __all__ = [
     "PY",
     "Cell",
@@ -47,18 +53,6 @@ PY = sys.executable
 
 BodyFn = Callable[[str, str, int], tuple[str, bytes]]
 OkFn = Callable[[dict], bool]
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def hp(addr: tuple[str, int]) -> str:
@@ -102,38 +96,41 @@ class Procs:
             self.kill(name)
 
 
+class _ReferenceNodes(KVNodeSystem):
+    """The reference nodes of ``module`` at log level WARNING, fsync on, default timeouts."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.name = module.rsplit(".", 1)[-1]
+        self.options = {"log-level": "WARNING"}
+
+
 class NodeCluster:
-    """``n`` reference nodes of one protocol (``module``), fsync on, default timeouts."""
+    """``n`` reference nodes of one protocol (``module``) on a local backend without proxies."""
 
     def __init__(self, module: str, n: int, root: str) -> None:
         self.module = module
-        self.ids = [f"n{i + 1}" for i in range(n)]
-        ports = free_ports(2 * n)
-        self.client = {i: ("127.0.0.1", ports[k]) for k, i in enumerate(self.ids)}
-        self.peer = {i: ("127.0.0.1", ports[n + k]) for k, i in enumerate(self.ids)}
-        self.root = root
-        self.procs = Procs()
+        self.backend = LocalBackend(_ReferenceNodes(module), n, root, ready_timeout=30.0, proxies=False)
+        self.ids = self.backend.node_ids
+        self.client = {nd.id: _addr(nd.client_addr) for nd in self.backend.nodes}
+        self.peer = {nd.id: _addr(nd.peer_addr) for nd in self.backend.nodes}
 
     def start(self, i: str) -> None:
-        peers = ",".join(f"{j}={hp(a)}" for j, a in self.peer.items() if j != i)
-        argv = [
-            PY, "-m", self.module, "--id", i,
-            "--client-addr", hp(self.client[i]), "--peer-addr", hp(self.peer[i]),
-            "--peers", peers, "--data-dir", os.path.join(self.root, i), "--log-level", "WARNING",
-        ]  # fmt: skip
-        self.procs.start(i, argv, os.path.join(self.root, f"{i}.log"))
+        """Start a killed node again, on its own data."""
+        self.backend.restart(i)
 
     def start_all(self) -> None:
-        for i in self.ids:
-            self.start(i)
+        self.backend.start()
 
     def kill(self, i: str) -> None:
-        self.procs.kill(i)
+        self.backend.kill(i)
 
     def leader(self, timeout: float = 15.0, exclude: str | None = None) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for i in list(self.procs.procs):
+            for i in self.ids:
+                if self.backend.node_state(i) == "killed":
+                    continue
                 s = get_status(self.client[i])
                 if s and s["role"] == "leader" and i != exclude:
                     return i
@@ -141,7 +138,12 @@ class NodeCluster:
         raise RuntimeError(f"no {self.module} leader within {timeout}s")
 
     def stop(self) -> None:
-        self.procs.kill_all()
+        self.backend.teardown()
+
+
+def _addr(hostport: str) -> tuple[str, int]:
+    host, port = hostport.rsplit(":", 1)
+    return host, int(port)
 
 
 # ---------------------------------------------------------------- load

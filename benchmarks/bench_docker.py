@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jepsenlike.docker.backend import DockerBackend, docker_client
-from jepsenlike.docker.cleanup import leftovers, remove_images
-from jepsenlike.docker.image import CACHE_ENV, build_node_image, project_sources
+from jepsenlike.backends.docker.backend import DockerBackend, docker_client
+from jepsenlike.backends.docker.cleanup import leftovers, remove_images
+from jepsenlike.backends.docker.image import CACHE_ENV, build_node_image, project_sources
 from jepsenlike.models.client import KVClient
 from jepsenlike.systems.raft import RaftSystem
 

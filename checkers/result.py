@@ -1,6 +1,6 @@
 """Checker results and how they compose.
 
-A checker is any callable ``check(test, history) -> Result``. ``valid`` is
+A checker is any callable ``check(history, test) -> Result``. ``valid`` is
 ``True``, ``False`` or ``"unknown"`` (the checker could not decide: budget spent,
 or it crashed). Results of several checkers merge with the priority
 ``False > "unknown" > True``: one proven violation makes the whole run invalid,

@@ -18,18 +18,19 @@ the run used; :meth:`TestConfig.to_dict` is what ``test.json`` stores and
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import random
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from jepsenlike.client import ROUTINGS
-from jepsenlike.errors import ConfigError
+from jepsenlike.errors import ConfigError, JepsenlikeError, PluginError
 from jepsenlike.nemesis.grudge import PARTITION_SHAPES
 
 LEADER_SHAPE = "leader"
@@ -109,6 +110,13 @@ class TestConfig:
     system_options: tuple[str, ...] = ()
     #: Checkers run in addition to the workload's own (e.g. a plugin).
     checkers: tuple[str, ...] = ()
+    #: Replay this fault schedule instead of the packages' plan: JSON Lines of
+    #: ``{"at": seconds, "f": ..., "value": ...}``, or an earlier run's ``history.jsonl``.
+    schedule: str | None = None
+    #: Plugins' own settings ``{plugin: {key: value}}`` (``--option NAME.KEY=VALUE``, a config
+    #: file's ``[options.NAME]`` table); after :func:`build_config`, every option of every plugin
+    #: in use, typed, defaults filled in.
+    plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def test_name(self) -> str:
@@ -133,15 +141,12 @@ class TestConfig:
         """``system_options`` as a mapping."""
         return dict(item.split("=", 1) for item in self.system_options)
 
-    def with_seed(self, seed: int) -> TestConfig:
-        return dataclasses.replace(self, seed=seed)
-
     def reproduce_command(self) -> str:
         """The ``jepsenlike run`` command line that replays this run exactly."""
         parts = ["jepsenlike", "run"]
         defaults = TestConfig()
         for f in fields(self):
-            if f.name in ("test_count", "store"):
+            if f.name in ("test_count", "store", "plugin_options"):
                 continue
             v = getattr(self, f.name)
             if f.name != "seed" and v == getattr(defaults, f.name):
@@ -154,6 +159,9 @@ class TestConfig:
             if isinstance(v, tuple):
                 v = ",".join(v) if v else "none"
             parts += [flag, _shell_word(str(v if not isinstance(v, float) else f"{v:g}"))]
+        for name, settings in sorted(self.plugin_options.items()):
+            for key, value in sorted(settings.items()):
+                parts += ["--option", _shell_word(f"{name}.{key}={format_option_value(value)}")]
         if self.store != defaults.store:
             parts += ["--store", _shell_word(self.store)]
         return " ".join(parts)
@@ -165,6 +173,74 @@ def _shell_word(s: str) -> str:
 
 LIST_FIELDS = ("nemesis", "targets", "partition_shapes", "clock_faults", "system_options", "checkers")
 FIELD_NAMES = tuple(f.name for f in fields(TestConfig))
+
+
+def format_option_value(value: Any) -> str:
+    """A plugin option's value as ``--option`` spells it (parsed back to the same value)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def parse_plugin_options(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    """``{plugin: {key: value}}`` from ``--option`` strings (``NAME.KEY=VALUE``) or a TOML ``options`` table."""
+    out: dict[str, dict[str, Any]] = {}
+    if isinstance(value, Mapping):
+        for name, table in value.items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{where}.{name}: expected a table of KEY = VALUE, e.g. "
+                                  f"[options.{name}] count = 2, got {table!r}")
+            out[str(name)] = {str(k): v for k, v in table.items()}
+        return out
+    items = [value] if isinstance(value, str) else list(value or ())
+    for item in items:
+        target, sep, raw = str(item).partition("=")
+        name, dot, key = target.strip().rpartition(".")
+        if not sep or not dot or not name or not key:
+            raise ConfigError(f"{where}: expected NAME.KEY=VALUE, e.g. crash-all.count=2, got {item!r}")
+        out.setdefault(name, {})[key] = raw.strip()
+    return out
+
+
+def resolve_plugin_options(config: TestConfig, where: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Every option of every plugin the run uses, typed, ``config.plugin_options`` over the defaults.
+
+    Raises:
+        ConfigError: options for a plugin the run does not use, a key the plugin does not
+            declare (naming the valid ones), or a value of the wrong type.
+    """
+    from jepsenlike.backends import REGISTRY as BACKENDS
+    from jepsenlike.checkers.plugins import REGISTRY as CHECKERS
+    from jepsenlike.nemesis.registry import REGISTRY as NEMESES
+    from jepsenlike.registry import Option, resolve_settings
+    from jepsenlike.systems import REGISTRY as SYSTEMS
+    from jepsenlike.workloads import REGISTRY as WORKLOADS
+
+    def src(name: str, key: str) -> str:
+        return (where or {}).get(f"plugin_options.{name}.{key}", f"--option {name}.{key}")
+
+    used = [(SYSTEMS, config.system), (BACKENDS, config.backend), (WORKLOADS, config.workload)]
+    used += [(NEMESES, n) for n in config.nemesis] + [(CHECKERS, c) for c in config.checkers]
+    declared: dict[str, dict[str, Option]] = {}
+    for reg, name in used:
+        for opt in reg.load(name).options:
+            declared.setdefault(name, {}).setdefault(opt.name, opt)
+    in_use = [name for _, name in used]
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in config.plugin_options.items():
+        if name not in in_use:
+            key = next(iter(raw), "KEY")
+            raise ConfigError(f"{src(name, key)}: no plugin {name!r} in this run; plugins in use: "
+                              f"{', '.join(dict.fromkeys(in_use))}")
+    for name, opts in declared.items():
+        settings = resolve_settings(name, tuple(opts.values()), config.plugin_options.get(name, {}),
+                                    lambda key, name=name: src(name, key))
+        if settings:
+            out[name] = settings
+    for name, raw in config.plugin_options.items():
+        if name not in declared and raw:  # in use, but it declares no options
+            resolve_settings(name, (), raw, lambda key, name=name: src(name, key))
+    return out
 
 
 def format_grudge(grudge: Mapping[str, Any]) -> str:
@@ -210,11 +286,16 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"--config: no such file: {p}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config: {p} is not valid TOML: {e}") from None
+    options = doc.pop("options", None)
     if isinstance(doc.get("run"), dict) and len(doc) == 1:
         doc = doc["run"]
     out: dict[str, Any] = {}
+    if options is not None:
+        out["plugin_options"] = options
     for k, v in doc.items():
         name = k.replace("-", "_")
+        if name == "plugin_options":
+            name = ""  # spelt [options.NAME] in a file
         if name not in FIELD_NAMES:
             raise ConfigError(
                 f"{p}: unknown key {k!r}; known keys: {', '.join(n.replace('_', '-') for n in FIELD_NAMES)}"
@@ -226,6 +307,8 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _coerce(name: str, value: Any, where: str) -> Any:
     """Turn a flag string or TOML value into the field's type, or explain why not."""
     kind = _TYPES[name]
+    if name == "plugin_options":
+        return parse_plugin_options(value, where)
     if name == "grudge":
         return None if value in (None, "", "none") else parse_grudge(value, where)
     if name in LIST_FIELDS:
@@ -245,7 +328,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected an integer seed, got {value!r}") from None
-    if name == "bug":
+    if name in ("bug", "schedule"):
         return None if value in (None, "", "none") else str(value)
     if kind == "int":
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -280,8 +363,15 @@ def build_config(
     """
     values: dict[str, Any] = {}
     where: dict[str, str] = {}
+    plugin_options: dict[str, dict[str, Any]] = {}
     if config_file is not None:
         for k, v in load_toml(config_file).items():
+            if k == "plugin_options":
+                for name, table in _coerce(k, v, f"{config_file}: options").items():
+                    for key, value in table.items():
+                        plugin_options.setdefault(name, {})[key] = value
+                        where[f"plugin_options.{name}.{key}"] = f"{config_file}: options.{name}.{key}"
+                continue
             values[k] = _coerce(k, v, f"{config_file}: {k.replace('_', '-')}")
             where[k] = f"{config_file}: {k.replace('_', '-')}"
     for k, v in (flags or {}).items():
@@ -289,22 +379,73 @@ def build_config(
             continue
         if k not in FIELD_NAMES:
             raise ConfigError(f"unknown setting {k!r}")
+        if k == "plugin_options":
+            for name, table in _coerce(k, v, "--option").items():
+                for key, value in table.items():
+                    plugin_options.setdefault(name, {})[key] = value
+                    where[f"plugin_options.{name}.{key}"] = f"--option {name}.{key}"
+            continue
         values[k] = _coerce(k, v, _flag(k))
         where[k] = _flag(k)
     if values.get("seed") is None:
         values["seed"] = random.SystemRandom().randrange(2**31)
-    config = TestConfig(**values)
+    if values.get("schedule") and "nemesis" not in values:
+        values["nemesis"] = _schedule_nemeses(values["schedule"])
+    if "backend" not in values:
+        values["backend"] = _default_backend(str(values.get("system", TestConfig.system)))
+    config = TestConfig(**values, plugin_options=plugin_options)
     validate(config, where)
-    return config
+    return dataclasses.replace(config, plugin_options=resolve_plugin_options(config, where))
+
+
+def _default_backend(system: str) -> str:
+    """The backend ``system`` runs on when ``--backend`` is not given (``local`` if it is unknown:
+    :func:`validate` then reports the unknown system)."""
+    from jepsenlike.systems import get_system
+
+    try:
+        return get_system(system).default_backend
+    except (ConfigError, PluginError):
+        return TestConfig.backend
+
+
+def _schedule_run_config(path: str) -> list[str] | None:
+    """The ``nemesis`` list of the run whose ``history.jsonl`` ``path`` is, if it is one."""
+    p = Path(path)
+    try:
+        first = p.read_text(encoding="utf-8").lstrip().split("\n", 1)[0]
+        is_history = '"process"' in first and '"at"' not in first
+        doc = json.loads((p.parent / "test.json").read_text(encoding="utf-8")) if is_history else None
+    except (OSError, ValueError):
+        return None
+    names = ((doc or {}).get("config") or {}).get("nemesis")
+    return list(names) if isinstance(names, list) and names else None
+
+
+def _schedule_nemeses(path: str) -> tuple[str, ...]:
+    """The nemeses a ``--schedule`` file needs (when ``--nemesis`` is not given)."""
+    from jepsenlike.nemesis import PackageOptions, build_packages, nemesis_names
+    from jepsenlike.nemesis.schedule import load_schedule, packages_for
+
+    run_config = _schedule_run_config(path)
+    if run_config is not None:
+        return tuple(run_config)  # a run's history: the same faults, in the same order
+    available: dict[str, frozenset[str]] = {}
+    for name in nemesis_names():
+        try:
+            available[name] = build_packages([name], PackageOptions())[0].nemesis.fs
+        except JepsenlikeError:
+            continue  # a plugin that needs settings: name it with --nemesis
+    return tuple(packages_for(load_schedule(path), available, path))
 
 
 def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None:
     """Check every field and the combinations; raises ConfigError naming the source."""
-    from jepsenlike.backends import BACKENDS
+    from jepsenlike.backends import backend_names, backend_refusals
+    from jepsenlike.checkers.plugins import REGISTRY as CHECKERS
     from jepsenlike.nemesis import PackageOptions, build_packages, nemesis_names, parse_target_spec
     from jepsenlike.nemesis.clock import CLOCK_FAULTS
     from jepsenlike.nemesis.grudge import partition_shape, validate_grudge
-    from jepsenlike.plugins import load
     from jepsenlike.store import check_store
     from jepsenlike.systems import get_system
     from jepsenlike.workloads import workload_names
@@ -322,8 +463,9 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
 
     if config.name and not re.fullmatch(r"[\w.+-]+", config.name):
         raise ConfigError(f"{src('name')}: {config.name!r} may only use letters, digits, '.', '+', '-', '_'")
-    if config.backend not in BACKENDS:
-        raise ConfigError(f"{src('backend')}: unknown backend {config.backend!r}; available: {', '.join(BACKENDS)}")
+    backends = backend_names()
+    if config.backend not in backends:
+        raise ConfigError(f"{src('backend')}: unknown backend {config.backend!r}; available: {', '.join(backends)}")
     workloads = workload_names()
     if config.workload not in workloads:
         raise ConfigError(f"{src('workload')}: unknown workload {config.workload!r}; available: {', '.join(workloads)}")
@@ -426,10 +568,19 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
         raise ConfigError(f"{src('flaky_probability')}: must be in [0, 1], got {config.flaky_probability!r}")
     for name in config.checkers:
         try:
-            load("checkers", name)
+            CHECKERS.load(name)
         except ConfigError as e:
-            raise ConfigError(str(e).replace("--checker:", f"{src('checkers')}:", 1)) from None
+            raise ConfigError(str(e).replace("--checkers:", f"{src('checkers')}:", 1)) from None
+    try:
+        backend_refusals(config.backend, system, config.nodes)  # the system runs on this backend
+    except ConfigError as e:
+        raise ConfigError(str(e).replace(f"--backend {config.backend}", src("backend"), 1)) from None
+    resolve_plugin_options(config, where)
     check_store(config.store, src("store"))
     # Unknown names and incompatible combinations fail here; a fault the backend
     # cannot inject is not an error: the run records it as refused (verdict unknown).
-    build_packages(config.nemesis, PackageOptions.from_config(config))
+    packages = build_packages(config.nemesis, PackageOptions.from_config(config))
+    if config.schedule:
+        from jepsenlike.nemesis.schedule import check_schedule, load_schedule
+
+        check_schedule(config.schedule, load_schedule(config.schedule), packages, config.time_limit)

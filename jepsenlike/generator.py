@@ -31,6 +31,14 @@ up. ``rate == 0`` means as fast as the system answers.
     final   each worker runs its share of the workload's final ops, retried
             until ok or the deadline
 
+*Generators.* A worker's load is a generator of the protocol of
+:mod:`jepsenlike.gen`, as the nemesis's faults are: :class:`ClientGen` asks
+the workload's plan for the next op (resolving it against what the worker
+has seen) and learns from each completion through ``update``; :class:`Paced`
+spaces its ops by the stagger above; :class:`UntilOk` retries each final op
+until it is ok. :meth:`Worker.run_load` and :meth:`Worker.run_final` only
+interpret those generators (:func:`jepsenlike.gen.run_generator`).
+
 The runner (:mod:`jepsenlike.runner`) drives the phases; this module holds
 the pieces that run inside them.
 """
@@ -47,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jepsenlike.client import Router
+from jepsenlike.gen import GenContext, Generator, Wait, run_generator, until
 from jepsenlike.history import HistoryWriter
 from jepsenlike.workloads.base import Invocation, PlanParams, Workload
 
@@ -90,18 +99,87 @@ class Stagger:
     def __init__(self, rate: float, concurrency: int, rng: random.Random) -> None:
         self.mean = concurrency / rate if rate > 0 else 0.0
         self.rng = rng
-        self.next = time.monotonic()
+        self.next: float | None = None
+
+    def slot(self, now: float) -> float:
+        """The time of the next op, given the time ``now`` (on any one clock)."""
+        last = now if self.next is None else self.next
+        self.next = max(last + self.rng.uniform(0, 2 * self.mean), now - self.mean)
+        return self.next
 
     def wait(self, stop: threading.Event) -> bool:
         """Sleep until the next slot; False if ``stop`` was set meanwhile."""
         if self.mean <= 0:
             return not stop.is_set()
         now = time.monotonic()
-        self.next = max(self.next + self.rng.uniform(0, 2 * self.mean), now - self.mean)
-        delay = self.next - now
+        delay = self.slot(now) - now
         if delay > 0:
             return not stop.wait(delay)
         return not stop.is_set()
+
+
+class ClientGen:
+    """One worker's planned ops as a generator: the plan, resolved against what it saw."""
+
+    def __init__(self, workload: Workload, config: Any, worker: int) -> None:
+        self.workload = workload
+        self.plan = op_plan(workload, config, worker)
+        self.seen: dict[Any, Any] = {}
+
+    def next_op(self, ctx: GenContext) -> Invocation | None:
+        if ctx.stopping:
+            return None
+        return self.workload.resolve(next(self.plan), self.seen)
+
+    def update(self, ctx: GenContext, event: Any) -> None:
+        """``event`` is ``(invocation, completion)``."""
+        inv, res = event
+        self.workload.observe(inv, res, self.seen)
+
+
+class UntilOk:
+    """Each op again until it completes ``ok``, ``pause`` seconds between tries (final reads)."""
+
+    def __init__(self, ops: list[Invocation], pause: float = 0.1) -> None:
+        self.ops, self.pause = list(ops), pause
+        self.i = 0
+        self.retry_at: float | None = None
+
+    def next_op(self, ctx: GenContext) -> Any:
+        if self.i >= len(self.ops):
+            return None
+        if self.retry_at is not None and ctx.time < self.retry_at:
+            return Wait(self.retry_at)
+        return self.ops[self.i]
+
+    def update(self, ctx: GenContext, event: Any) -> None:
+        _, res = event
+        if res.get("type") == "ok":
+            self.i, self.retry_at = self.i + 1, None
+        else:
+            self.retry_at = ctx.time + self.pause
+
+
+class Paced:
+    """Ops of ``gen`` at the slots of a :class:`Stagger` (no pacing when its rate is 0)."""
+
+    def __init__(self, gen: Generator, stagger: Stagger) -> None:
+        self.gen, self.stagger = gen, stagger
+        self.due: float | None = None
+
+    def next_op(self, ctx: GenContext) -> Any:
+        if self.stagger.mean > 0:
+            if self.due is None:
+                self.due = self.stagger.slot(ctx.time)
+            if ctx.time < self.due:
+                return Wait(self.due)
+        r = self.gen.next_op(ctx)
+        if r is not None and not isinstance(r, Wait):
+            self.due = None
+        return r
+
+    def update(self, ctx: GenContext, event: Any) -> None:
+        self.gen.update(ctx, event)
 
 
 @dataclass
@@ -153,9 +231,11 @@ class Worker:
         self.tally = tally
         self.keys_seen = keys_seen
         self.keys_lock = keys_lock
-        self.plan = op_plan(workload, config, index)
-        self.seen: dict[Any, Any] = {}
+        self.ops = ClientGen(workload, config, index)
+        self.seen = self.ops.seen
         self.stagger = Stagger(config.rate, config.concurrency, derive_rng(config.seed, "stagger", index))
+        #: The load this worker interprets (see the module docstring).
+        self.gen: Generator = Paced(self.ops, self.stagger)
         self.error: BaseException | None = None
 
     def invoke(self, inv: Invocation) -> dict[str, Any]:
@@ -176,7 +256,6 @@ class Worker:
             node=node, error=res.get("error"),
         )
         self.tally.add(typ)
-        self.workload.observe(inv, res, self.seen)
         self.router.observe(node, res)
         if typ == "info":
             self.process += self.config.concurrency
@@ -190,24 +269,26 @@ class Worker:
             with self.keys_lock:
                 self.keys_seen.update(keys)
 
+    def _perform(self, inv: Invocation) -> tuple[Invocation, dict[str, Any]]:
+        self._note_keys(inv)
+        return inv, self.invoke(inv)
+
+    def _now(self) -> float:
+        return (time.monotonic_ns() - self.history.start_ns) / 1e9
+
     def run_load(self, stop: threading.Event) -> None:
-        """Issue planned ops, paced, until ``stop`` is set."""
+        """Interpret this worker's generator (planned ops, paced) until ``stop`` is set."""
         try:
-            while self.stagger.wait(stop):
-                inv = self.workload.resolve(next(self.plan), self.seen)
-                self._note_keys(inv)
-                self.invoke(inv)
+            run_generator(self.gen, self._perform, self._now, stop)
         except BaseException as e:  # reported by the runner; never silently lost
             self.error = e
 
     def run_final(self, ops: list[Invocation], deadline: float, stop: threading.Event) -> None:
-        """Run each op until it is ok (or the deadline passes), pausing briefly between tries."""
+        """Interpret :class:`UntilOk` of ``ops`` until it ends, the (monotonic) deadline passes,
+        or ``stop`` is set."""
         try:
-            for inv in ops:
-                while not stop.is_set() and time.monotonic() < deadline:
-                    if self.invoke(inv).get("type") == "ok":
-                        break
-                    stop.wait(0.1)
+            end = self._now() + (deadline - time.monotonic())
+            run_generator(until(end, UntilOk(ops)), lambda inv: (inv, self.invoke(inv)), self._now, stop)
         except BaseException as e:
             self.error = e
 

@@ -15,7 +15,8 @@ so a test depends on the CLI's contract, not on the harness's internals, and
 a crash of the harness or the cluster cannot take the pytest process with it.
 Keyword arguments become flags: ``time_limit=10`` is ``--time-limit 10``, a
 list is joined with commas, ``True`` is a bare flag, ``None``/``False`` are
-left out. The store is ``<tmp_path>/store`` unless ``--jepsenlike-store DIR``
+left out, and a mapping repeats the flag once per item: plugin options are
+``option={"crash-all.spare": 1}`` (``--option crash-all.spare=1``). The store is ``<tmp_path>/store`` unless ``--jepsenlike-store DIR``
 (or the ``jepsenlike_store`` ini option) names one, which a CI job then keeps
 as an artifact.
 
@@ -37,7 +38,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,9 @@ def to_flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + name.replace("_", "-")
         if value is True:
             out.append(flag)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                out += [flag, f"{key}={str(item).lower() if isinstance(item, bool) else item}"]
         elif isinstance(value, list | tuple | set | frozenset):
             out += [flag, ",".join(str(v) for v in value) or "none"]
         else:

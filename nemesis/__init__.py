@@ -16,21 +16,22 @@ from jepsenlike.nemesis.core import (
     refusal,
 )
 from jepsenlike.nemesis.package import (
-    NEMESES,
     NemesisPackage,
     PackageOptions,
-    ScheduledFault,
     build_packages,
+)
+from jepsenlike.nemesis.registry import REGISTRY, nemesis_names
+from jepsenlike.nemesis.schedule import (
+    ScheduledFault,
+    load_schedule,
     min_chaos_seconds,
-    nemesis_names,
     plan_schedule,
-    register_nemesis,
 )
 from jepsenlike.nemesis.targets import TARGET_SPECS, parse_target_spec, resolve_targets
 
 __all__ = [
-    "NEMESES", "TARGET_SPECS", "Composed", "FaultOp", "Nemesis", "NemesisContext",
+    "REGISTRY", "TARGET_SPECS", "Composed", "FaultOp", "Nemesis", "NemesisContext",
     "NemesisContractError", "NemesisPackage", "PackageOptions", "ScheduledFault", "Validate",
-    "build_packages", "compose", "nemesis_names", "parse_target_spec", "plan_schedule", "min_chaos_seconds",
-    "refusal", "register_nemesis", "resolve_targets",
+    "build_packages", "compose", "load_schedule", "min_chaos_seconds", "nemesis_names", "parse_target_spec",
+    "plan_schedule", "refusal", "resolve_targets",
 ]

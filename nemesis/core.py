@@ -23,6 +23,11 @@ Rules the harness enforces:
   (:class:`NemesisContractError` lists the problems).
 * :func:`compose` routes ops to nemeses by ``f`` and refuses two nemeses
   that handle the same ``f``, naming both.
+* Inside :class:`Composed`, each member acts through ``test.owned_by(name)``
+  when the test offers it: the runner's context then hands the member a
+  backend view on which grudges and clock offsets are owned by that member
+  (:mod:`jepsenlike.backends.owned`), so healing one member's faults leaves
+  another's in force.
 * A nemesis lists the backend capabilities it ``requires``;
   :func:`refusal` says why a backend cannot run it.
 """
@@ -48,6 +53,8 @@ class FaultOp:
     type: str = "invoke"
     process: str = "nemesis"
     error: str | None = None
+    #: When set (e.g. by :func:`jepsenlike.gen.on_nodes`), the fault may target only these nodes.
+    nodes: tuple[str, ...] | None = None
 
     def complete(self, value: Any, error: str | None = None) -> FaultOp:
         """The ``info`` completion of this invocation."""
@@ -178,8 +185,13 @@ class Composed(Nemesis):
         target = self.route.get(op.f)
         if target is None:
             raise ConfigError(f"no nemesis handles f {op.f!r}; handled: {', '.join(sorted(self.fs))}")
+        # Each member acts through its own view of the test when the test offers one
+        # (the runner's does): grudges and clock offsets are then owned per member,
+        # so one member's heal does not lift another's fault.
+        owned = getattr(test, "owned_by", None)
+        view = owned(target.name) if callable(owned) else test
         with self._lock:
-            return target.invoke(test, op)
+            return target.invoke(view, op)
 
     def teardown(self, test: NemesisContext) -> None:
         errors = []

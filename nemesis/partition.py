@@ -11,8 +11,9 @@ says exactly what was cut::
      "text": "n1<-{n4,n5} n2<-{n4,n5} n4<-{n1,n2,n3} ..."}
 
 ``grudge[X]`` lists the nodes whose traffic X drops (every node is a key; an
-empty list: hears everyone). A stop heals every partition and says which grudge
-it lifted. Needs the backend capability ``net``. Its final op is
+empty list: hears everyone). A stop lifts this nemesis's grudge and says which
+grudge it lifted (in a run, another nemesis's grudge stays in force: see
+:mod:`jepsenlike.backends.owned`). Needs the backend capability ``net``. Its final op is
 ``stop-partition``.
 """
 

@@ -109,6 +109,11 @@ class Backend(ABC):
     capabilities: frozenset[str] = frozenset()
     #: Capability name -> why this backend cannot offer it here.
     refusals: Mapping[str, str] = {}
+    #: True when it starts each node from the system's ``node_command``; a system
+    #: that does not say which backends it runs on runs on these.
+    node_commands: bool = True
+    #: The shortest readiness timeout worth using (containers start slower than processes).
+    min_ready_timeout: float = 0.0
 
     def __init__(self) -> None:
         self.nodes: list[NodeSpec] = []

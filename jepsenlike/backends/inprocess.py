@@ -1,4 +1,4 @@
-"""The in-process stand-in of the ``local`` backend, for ``in_process`` systems.
+"""``in-process``: the backend of systems whose cluster lives inside the harness.
 
 An in-process system (``memory``) has no processes to signal; this backend
 builds its cluster object and forwards ``kill``/``restart``/``pause``/``resume``
@@ -25,11 +25,20 @@ REFUSALS = {
 
 
 class InProcessBackend(Backend):
-    name = "local"
+    """Drives ``system.make_cluster(...)``'s fault switches; runs no node commands."""
+
+    name = "in-process"
     capabilities = frozenset({KILL, PAUSE})
     refusals = REFUSALS
+    node_commands = False
 
-    def __init__(self, system: System, n_nodes: int, *, bug: str | None = None, seed: int = 0) -> None:
+    @staticmethod
+    def capabilities_here(n_nodes: int = 2) -> tuple[frozenset[str], dict[str, str]]:
+        """``kill`` and ``pause``, whatever the machine; the rest refused with a reason."""
+        return InProcessBackend.capabilities, dict(REFUSALS)
+
+    def __init__(self, system: System, n_nodes: int, run_dir: Any = None, *, bug: str | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         self.system = system
         self.nodes = [NodeSpec(f"n{i + 1}", f"mem:n{i + 1}", f"mem:n{i + 1}", "") for i in range(n_nodes)]

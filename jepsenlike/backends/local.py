@@ -133,6 +133,12 @@ class LocalBackend(Backend):
         ready_timeout: seconds to wait for all nodes to become ready.
         host: the loopback address to bind.
         keep_data: keep data dirs after teardown.
+        clocks: give every node a libfaketime clock (:meth:`clock`).
+        proxies: route peer links through per-link proxies (:class:`ProxyNet`, the ``net``
+            capability); False: nodes dial each other directly (benchmarks measure the
+            nodes alone) and network faults are refused.
+        initial_grudge: a partition in force from before the first node starts (a node
+            cut off from birth); needs ``proxies``.
     """
 
     name = "local"
@@ -164,9 +170,17 @@ class LocalBackend(Backend):
         host: str = "127.0.0.1",
         keep_data: bool = False,
         clocks: bool = False,
+        proxies: bool = True,
+        initial_grudge: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         super().__init__()
         self.capabilities, self.refusals = self.capabilities_here(n_nodes)
+        if not proxies and NET in self.capabilities:
+            self.capabilities = self.capabilities - {NET}
+            self.refusals = {**self.refusals, NET: "the nodes were started without peer proxies (proxies=False)"}
+        if initial_grudge is not None and NET not in self.capabilities:
+            raise ValueError(f"initial_grudge needs the peer proxies, but {self.refusals[NET]}")
+        self.initial_grudge = initial_grudge
         self.net: ProxyNet | None = None
         self.clocks: dict[str, FaketimeClock] = {}
         self._want_clocks = clocks and CLOCK in self.capabilities
@@ -210,6 +224,8 @@ class LocalBackend(Backend):
         if NET in self.capabilities:
             net = ProxyNet({n.id: n.peer_addr for n in self.nodes}, seed=self.seed, host=self.host)
             net.start()
+            if self.initial_grudge is not None:
+                net.apply_grudge(self.initial_grudge)
             self.net = net
 
     def _stop_net(self) -> None:

@@ -50,11 +50,11 @@ def validate_stored(config: Any) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from jepsenlike.analysis import check_run, write_report
     from jepsenlike.commands.run import print_report
     from jepsenlike.config import TestConfig
     from jepsenlike.errors import ConfigError
     from jepsenlike.numbers import check_number
-    from jepsenlike.runner import check_run, write_report
     from jepsenlike.store import RESULTS_FILE, TEST_FILE, read_json, resolve_run_dir
     from jepsenlike.workloads import get_workload
 
@@ -75,7 +75,8 @@ def _analyze(args: argparse.Namespace) -> int:
         raise ConfigError(f"RUN_DIR: {run_dir / TEST_FILE} has no usable config: {e}") from None
     if args.check_timeout is not None:
         config = dataclasses.replace(config, check_timeout=args.check_timeout)
-    workload = get_workload(config.workload, check_timeout=config.check_timeout)
+    workload = get_workload(config.workload, check_timeout=config.check_timeout,
+                            plugin_options=config.plugin_options)
     fired = None
     old = run_dir / RESULTS_FILE
     if old.exists():

@@ -8,7 +8,7 @@ later ones reuse the cached rootfs and base image and finish in seconds, or at
 once when the project's source is unchanged (the tag is a hash of the inputs).
 ``--base-image IMAGE`` builds FROM an image a registry serves instead (apt-get +
 pip inside). ``--system NAME`` then builds that system's own image on top,
-when the system has a container recipe (:mod:`jepsenlike.docker.recipe`). It
+when the system has a container recipe (:mod:`jepsenlike.backends.docker.recipe`). It
 prints the tag on the last line of stdout, for scripts.
 
 ``clean`` removes containers, networks and volumes labelled by runs whose
@@ -72,8 +72,8 @@ def register(sub: Any) -> None:
 def _build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from jepsenlike.docker.backend import docker_client
-    from jepsenlike.docker.image import build_node_image, ensure_rootfs_tarball
+    from jepsenlike.backends.docker.backend import docker_client
+    from jepsenlike.backends.docker.image import build_node_image, ensure_rootfs_tarball
 
     console = Console(stderr=True)
     recipe = None
@@ -89,7 +89,7 @@ def _build(args: argparse.Namespace) -> int:
         with console.status("debootstrap") as status:
             ensure_rootfs_tarball(lambda line: status.update(f"debootstrap: {line[:100]}"), rebuild=True)
         # the base image of the old tarball carries the same key: drop it so it is re-imported
-        from jepsenlike.docker.image import BASE_REPO, rootfs_key
+        from jepsenlike.backends.docker.image import BASE_REPO, rootfs_key
 
         try:
             client.images.remove(f"{BASE_REPO}:{rootfs_key()}", force=True)
@@ -111,7 +111,7 @@ def _build(args: argparse.Namespace) -> int:
         verb = "built" if image.built else "up to date"
         console.print(f"{image.tag}: {verb} in {image.seconds:.1f} s ({steps}); base {image.base}")
     if recipe is not None:
-        from jepsenlike.docker.recipe import build_system_image
+        from jepsenlike.backends.docker.recipe import build_system_image
 
         def show(line: str) -> None:
             if not args.quiet:
@@ -130,8 +130,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    from jepsenlike.docker.backend import docker_client
-    from jepsenlike.docker.cleanup import clean
+    from jepsenlike.backends.docker.backend import docker_client
+    from jepsenlike.backends.docker.cleanup import clean
 
     out = clean(docker_client(), images=args.images, include_live=args.all)
     for kind in ("containers", "networks", "volumes", "images"):

@@ -1,7 +1,8 @@
-"""``jepsenlike list``: what is installed -- nemeses, systems, workloads, checkers.
+"""``jepsenlike list``: what is installed -- nemeses, systems, backends, workloads, checkers.
 
 One line per plugin with its distribution and a one-line description, grouped
-by kind. Every plugin is loaded and checked against its interface; a broken
+by kind, and under it one line per option the plugin declares (set with
+``--option NAME.KEY=VALUE``). Every plugin is loaded and checked against its interface; a broken
 one is listed with the error instead of its description, and the exit code is
 255 (0 when everything loads).
 """
@@ -15,11 +16,12 @@ from typing import Any
 from jepsenlike.cli import EXIT_ERROR, EXIT_VALID
 
 TITLES = {"nemesis": "Nemeses (--nemesis)", "systems": "Systems (--system)",
-          "workloads": "Workloads (--workload)", "checkers": "Checkers (--checkers)"}
+          "backends": "Backends (--backend)", "workloads": "Workloads (--workload)",
+          "checkers": "Checkers (--checkers)"}
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("list", help="list installed nemeses, systems, workloads and checkers (plugins)",
+    p = sub.add_parser("list", help="list installed nemeses, systems, backends, workloads and checkers (plugins)",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("kind", nargs="?", choices=list(TITLES), help="only this kind")
     p.set_defaults(func=list_command)
@@ -43,6 +45,8 @@ def list_command(args: argparse.Namespace) -> int:
                 out.write(f"  {r.name:<{width}}  BROKEN: {r.error}{dist}\n")
             else:
                 out.write(f"  {r.name:<{width}}  {r.description}{dist}\n")
+                for opt in r.options:
+                    out.write(f"  {'':<{width}}    --option {r.name}.{opt.describe()}\n")
         out.write("\n")
     out.flush()
     return EXIT_ERROR if broken else EXIT_VALID

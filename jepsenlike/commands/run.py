@@ -33,7 +33,8 @@ D = TestConfig()
 # (field, metavar, help). Defaults are shown from TestConfig.
 FLAGS: list[tuple[str, str, str]] = [
     ("system", "NAME", "system under test: raft, paxos, memory or a plugin"),
-    ("backend", "NAME", "where nodes run: local (processes) or docker (containers)"),
+    ("backend", "NAME", "where nodes run: local (processes), docker (containers), in-process "
+                        "(the memory system's) or a plugin"),
     ("nodes", "N", "number of nodes"),
     ("workload", "NAME", "register, append or set"),
     ("nemesis", "LIST", "faults, comma-separated: kill, pause, partition, clock, slow, flaky or a plugin "
@@ -65,6 +66,8 @@ FLAGS: list[tuple[str, str, str]] = [
     ("flaky_probability", "P", "chance a chunk on a flaky link aborts its connection"),
     ("system_options", "LIST", "node options KEY=VALUE, comma-separated (e.g. read-mode=lease)"),
     ("checkers", "LIST", "extra checkers to run (plugins; see jepsenlike list)"),
+    ("schedule", "FILE", "replay this fault schedule (JSON Lines of {\"at\": s, \"f\": ..., \"value\": ...}, "
+                         "or an earlier run's history.jsonl) instead of the random plan"),
 ]
 
 
@@ -87,6 +90,9 @@ def register(sub: Any) -> None:
     for name, metavar, text in FLAGS:
         p.add_argument("--" + name.replace("_", "-"), dest=name, metavar=metavar, default=None,
                        help=f"{text} (default: {_default_text(name)})")
+    p.add_argument("--option", dest="plugin_options", action="append", metavar="NAME.KEY=VALUE",
+                   help="a setting of plugin NAME (repeatable; `jepsenlike list` shows each plugin's "
+                        "options); in a --config file: an [options.NAME] table")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML: one testcase per run")
     p.add_argument("--summary-md", metavar="FILE",
@@ -113,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     from jepsenlike.runner import run_test
 
     flags = {name: getattr(args, name) for name, _, _ in FLAGS}
+    flags["plugin_options"] = args.plugin_options
     config = build_config(flags, args.config)
     policy = PassPolicy.parse(args.pass_policy)
     policy.validate_for(config.test_count)

@@ -389,9 +389,3 @@ def serve_command(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
-
-
-# Kept for callers that want the listing without a server (e.g. tests, tools).
-def runs_json(store: str | Path) -> str:
-    return json.dumps([asdict(r) for r in scan_runs(Path(store))], default=str)
-

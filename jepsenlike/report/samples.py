@@ -5,7 +5,7 @@ Theory of operation
 :func:`write_sample_run` writes a complete run directory (``test.json``,
 ``history.jsonl``, ``nemesis.log``, ``results.json``) whose history is
 synthetic but whose verdict is real: ``results.json`` is produced by the
-runner's own :func:`jepsenlike.runner.check_run`, i.e. by the workload's real
+shared :func:`jepsenlike.analysis.check_run`, i.e. by the workload's real
 checker, exactly as after a live run.
 
 Register histories are generated in rounds: every live process invokes an
@@ -152,8 +152,8 @@ def _graph_ops(seed: int) -> list[Op]:
 def write_sample_run(store: str | Path, kind: str = "invalid-register", seed: int = 7,
                      rounds: int | None = None, name: str | None = None) -> Path:
     """Write a sample run directory under ``store`` and return it (see the module docstring)."""
+    from jepsenlike.analysis import check_run
     from jepsenlike.config import TestConfig
-    from jepsenlike.runner import check_run
     from jepsenlike.store import new_run_dir, update_latest, write_json
     from jepsenlike.workloads import get_workload
 

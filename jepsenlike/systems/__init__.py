@@ -1,56 +1,54 @@
-"""Systems under test, by name: built-ins plus the ``jepsenlike.systems`` entry points.
+"""Systems under test, by name: the ``jepsenlike.systems`` entry points.
 
-A third-party package makes its system available to ``--system NAME`` with::
+A package makes its system available to ``--system NAME`` with::
 
     [project.entry-points."jepsenlike.systems"]
     mydb = "mydb_jepsen:MyDBSystem"
 
 where ``MyDBSystem`` is a :class:`~jepsenlike.systems.base.System` subclass
-(or a zero-argument factory returning an instance). The built-ins are
-registered the same way (see :mod:`jepsenlike.plugins`); a name registered by
-two distributions is refused, naming both. ``JEPSENLIKE_NO_PLUGINS=1`` keeps
-only jepsenlike's own.
+(or a factory returning an instance). The built-ins (``raft``, ``paxos``,
+``memory``) are registered the same way, in jepsenlike's own
+``pyproject.toml``, and nowhere else. :data:`REGISTRY` reads the group and
+validates each system as it loads (:mod:`jepsenlike.registry`); a name
+registered by two distributions is refused, naming both.
+``JEPSENLIKE_NO_PLUGINS=1`` keeps only jepsenlike's own.
+
+A system may declare typed ``plugin_options`` (:class:`~jepsenlike.registry.Option`);
+it then receives them as ``settings=`` when it is made.
 See ``docs/testing-your-system.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 from jepsenlike.errors import ConfigError
+from jepsenlike.registry import Registry, class_or_factory
 from jepsenlike.systems.base import ContainerRecipe, NodeSpec, System
-from jepsenlike.systems.memory import MemorySystem
-from jepsenlike.systems.raft import PaxosSystem, RaftSystem
 
-__all__ = ["ContainerRecipe", "NodeSpec", "System", "ENTRY_POINT_GROUP", "get_system", "system_names"]
+__all__ = ["REGISTRY", "ContainerRecipe", "NodeSpec", "System", "get_system", "system_names"]
 
-ENTRY_POINT_GROUP = "jepsenlike.systems"
-
-BUILTIN: dict[str, Callable[[], System]] = {
-    "raft": RaftSystem,
-    "paxos": PaxosSystem,
-    "memory": MemorySystem,
-}
+REGISTRY = Registry("system", "jepsenlike.systems", "--system", class_or_factory(System, "System"),
+                    "system")
+"""Every system, by name."""
 
 
 def system_names() -> list[str]:
-    """Every name ``--system`` accepts: built-ins first, then plugins."""
-    from jepsenlike.plugins import names
-
-    return names("systems")
+    """Every name ``--system`` accepts: jepsenlike's own first, then plugins."""
+    return REGISTRY.names()
 
 
-def get_system(name: str) -> System:
-    """A fresh instance of the named system.
+def get_system(name: str, plugin_options: Mapping[str, Mapping[str, Any]] | None = None) -> System:
+    """A fresh instance of the named system (given its settings when it declares options).
 
     Raises:
         ConfigError: the name is unknown, or the system is not available here.
         PluginError: an entry point fails to load or is not a System.
     """
-    from jepsenlike.plugins import instantiate, load
-
-    plugin = load("systems", name)
-    system = instantiate(plugin, System)
+    plugin = REGISTRY.load(name)
+    kwargs = {"settings": plugin.settings(plugin_options)} if plugin.options else {}
+    system = REGISTRY.instantiate(plugin, System, **kwargs)
     system.name = system.name or name
     reason = system.unavailable_reason()
     if reason:

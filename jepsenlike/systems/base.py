@@ -24,9 +24,11 @@ for what it needs:
   programs into the container, on top of jepsenlike's node image (default None:
   the node image is enough, as for the reference nodes).
 
-A system that runs inside the harness (``memory``) sets ``in_process`` and
-provides :meth:`System.make_cluster` instead of a command line; the backend
-then drives the in-process cluster's kill/pause switches directly.
+A system that runs inside the harness (``memory``) says so by naming the
+backends it runs on (``backends = ("in-process",)``, also its
+``default_backend``) and provides :meth:`System.make_cluster` instead of a
+command line; the ``in-process`` backend then drives the cluster's kill/pause
+switches directly.
 
 Systems register by name: the built-ins in :mod:`jepsenlike.systems`, third
 parties through the ``jepsenlike.systems`` entry-point group (see
@@ -140,8 +142,10 @@ class System(ABC):
     name: str = ""
     #: One line for ``--help`` and error messages.
     description: str = ""
-    #: True when the nodes live inside the harness process (no command line).
-    in_process: bool = False
+    #: The backends it runs on, or None for every backend that starts node commands.
+    backends: tuple[str, ...] | None = None
+    #: The backend a run uses when ``--backend`` is not given.
+    default_backend: str = "local"
     #: Known ``--bug`` names, or None when the system does not declare them
     #: (the flag is then passed through unchecked).
     bugs: tuple[str, ...] | None = None
@@ -247,5 +251,5 @@ class System(ABC):
         return None
 
     def make_cluster(self, nodes: list[str], *, bug: str | None, seed: int) -> Any:
-        """For ``in_process`` systems: build the in-memory cluster."""
+        """For systems on the ``in-process`` backend: build the in-memory cluster."""
         raise NotImplementedError(f"system {self.name!r} runs as processes, not in-process")

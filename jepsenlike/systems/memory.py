@@ -133,7 +133,8 @@ class MemoryClient:
 class MemorySystem(System):
     name = "memory"
     description = "in-process linearizable key-value store (no network; harness benchmarks and fast tests)"
-    in_process = True
+    backends = ("in-process",)
+    default_backend = "in-process"
     bugs = BUGS
     workloads = frozenset({"register", "set", "append"})
     faults = frozenset({"kill", "pause"})  # one store in one process: no links, no clocks

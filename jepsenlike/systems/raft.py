@@ -13,32 +13,19 @@ leader; the higher term wins).
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 from typing import Any
 
 from jepsenlike.systems.base import NodeSpec, System
 
 
-def _module_missing(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is None
-    except ModuleNotFoundError:
-        return True
-
-
 class KVNodeSystem(System):
-    """A reference node speaking the shared KV client API (Raft, later Paxos)."""
+    """A reference node speaking the shared KV client API (Raft, Paxos)."""
 
     module = ""
     can_tell_leader = True
     workloads = frozenset({"register", "set", "append"})
     faults = frozenset({"kill", "pause", "partition", "clock", "slow", "flaky"})
-
-    def unavailable_reason(self) -> str | None:
-        if _module_missing(self.module) or _module_missing(self.module + ".__main__"):
-            return f"{self.module} is not installed (not available yet)"
-        return None
 
     @property
     def bugs(self) -> tuple[str, ...] | None:  # type: ignore[override]
@@ -108,11 +95,3 @@ class RaftSystem(KVNodeSystem):
                 "bug 'lease-without-bound' only acts on lease reads; add "
                 "--system-options read-mode=lease (in a config file: system-options = [\"read-mode=lease\"])"
             )
-
-
-class PaxosSystem(KVNodeSystem):
-    name = "paxos"
-    description = "the reference multi-Paxos nodes (jepsenlike.models.paxos)"
-    module = "jepsenlike.models.paxos"
-    option_names = ("tick-ms", "election-ticks", "heartbeat-ticks", "op-timeout", "snapshot-every",
-                    "max-batch", "log-level")

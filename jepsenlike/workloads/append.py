@@ -5,33 +5,26 @@ group, each ``["r", k, None]`` or ``["append", k, v]`` with ``v`` unique in
 the run, so every read names the exact appends it saw, in order.
 
 Check: :func:`jepsenlike.checkers.graph.check_list_append` (Elle-style
-cycles). While that module is not installed, the history is checked by
-:func:`~jepsenlike.checkers.linearizable.check_linearizable` with the
-``list-append`` spec instead, and the result says so (``checker_note``).
+cycles). Its sequential model, for ``--checkers linearizable``, is the
+``list-append`` spec.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections.abc import Iterator
 from typing import Any
 
-from jepsenlike.checkers.result import UNKNOWN, Result
+from jepsenlike.checkers.graph import check_list_append
+from jepsenlike.checkers.result import Result
 from jepsenlike.history import History
 from jepsenlike.workloads.base import Invocation, PlanParams, Workload, key_for, unique_value
-
-
-def _have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 class AppendWorkload(Workload):
     name = "append"
     description = "list-append transactions over rotating keys; checked for dependency cycles"
+    model = "list-append"
 
     def __init__(self, check_timeout: float | None = 60.0) -> None:
         self.check_timeout = check_timeout
@@ -66,24 +59,5 @@ class AppendWorkload(Workload):
 
         return append_shape_errors(history)
 
-    def checker_note(self) -> str | None:
-        if _have("jepsenlike.checkers.graph"):
-            return None
-        return (
-            "jepsenlike.checkers.graph is not installed yet: append histories are checked by "
-            "the linearizability search with the list-append spec instead"
-        )
-
     def check(self, history: History, test: dict[str, Any] | None = None) -> Result:
-        if _have("jepsenlike.checkers.graph"):
-            from jepsenlike.checkers.graph import check_list_append
-
-            return check_list_append(history)
-        try:
-            from jepsenlike.checkers.linearizable import check_linearizable
-            from jepsenlike.checkers.specs import get_spec
-        except ImportError as e:
-            return Result(UNKNOWN, {"error": str(e)}, f"no checker for list-append available: {e}")
-        result = check_linearizable(history, get_spec("list-append"), timeout=self.check_timeout)
-        result.details["checker_note"] = self.checker_note()
-        return result
+        return check_list_append(history)

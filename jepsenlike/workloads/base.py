@@ -59,6 +59,9 @@ class PlanParams:
 class Workload(ABC):
     name: str = ""
     description: str = ""
+    #: The sequential spec (:mod:`jepsenlike.checkers.specs`) its ops follow, for
+    #: ``--checkers linearizable``; None when it has none.
+    model: str | None = None
 
     @abstractmethod
     def plan(self, worker: int, params: PlanParams, rng: random.Random) -> Iterator[Invocation]:

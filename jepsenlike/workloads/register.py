@@ -17,7 +17,9 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from jepsenlike.checkers.result import UNKNOWN, Result
+from jepsenlike.checkers.linearizable import check_linearizable
+from jepsenlike.checkers.result import Result
+from jepsenlike.checkers.specs import get_spec
 from jepsenlike.history import History
 from jepsenlike.workloads.base import Invocation, PlanParams, Workload, key_for, unique_value
 
@@ -27,6 +29,7 @@ CAS_PENDING = "?"  # the cas's old value, filled from observation at invoke time
 class RegisterWorkload(Workload):
     name = "register"
     description = "read/write/cas on a few keys; checked per key for linearizability (cas-register)"
+    model = "cas-register"
 
     def __init__(self, check_timeout: float | None = 60.0) -> None:
         self.check_timeout = check_timeout
@@ -70,9 +73,4 @@ class RegisterWorkload(Workload):
         return register_missing(history)
 
     def check(self, history: History, test: dict[str, Any] | None = None) -> Result:
-        try:
-            from jepsenlike.checkers.linearizable import check_linearizable
-            from jepsenlike.checkers.specs import get_spec
-        except ImportError as e:
-            return Result(UNKNOWN, {"error": str(e)}, f"linearizability checker not available: {e}")
-        return check_linearizable(history, get_spec("cas-register"), timeout=self.check_timeout)
+        return check_linearizable(history, get_spec(self.model), timeout=self.check_timeout)

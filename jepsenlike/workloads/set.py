@@ -26,6 +26,7 @@ from jepsenlike.workloads.base import Invocation, PlanParams, Workload, unique_v
 class SetWorkload(Workload):
     name = "set"
     description = "add unique elements, then final reads; reports lost and unexpected elements"
+    model = "set"
 
     def plan(self, worker: int, params: PlanParams, rng: random.Random) -> Iterator[Invocation]:
         k = 0

@@ -19,9 +19,9 @@ import pytest
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
     try:
-        from jepsenlike.docker.backend import DockerUnavailable, docker_client
+        from jepsenlike.backends.docker.backend import DockerUnavailable, docker_client
     except ImportError as e:  # pragma: no cover - the package is ours
-        pytest.skip(f"jepsenlike.docker not importable: {e}")
+        pytest.skip(f"jepsenlike.backends.docker not importable: {e}")
     try:
         return docker_client(timeout=600)
     except DockerUnavailable as e:
@@ -30,7 +30,7 @@ def docker_client() -> Any:
 
 @pytest.fixture(scope="session")
 def node_image(docker_client: Any) -> Any:
-    from jepsenlike.docker.image import build_node_image, project_sources
+    from jepsenlike.backends.docker.image import build_node_image, project_sources
 
     t0 = time.monotonic()
     image = build_node_image(docker_client, sources=project_sources())
@@ -39,7 +39,7 @@ def node_image(docker_client: Any) -> Any:
 
 
 def assert_nothing_left(client: Any, run_id: str) -> None:
-    from jepsenlike.docker.cleanup import leftovers
+    from jepsenlike.backends.docker.cleanup import leftovers
 
     left = {k: [getattr(x, "name", x) for x in v] for k, v in leftovers(client, run_id).items()}
     assert left == {"containers": [], "networks": [], "volumes": []}, left
@@ -66,7 +66,7 @@ def wait_leader(backend: Any, timeout: float = 20.0, among: list[str] | None = N
 
 @pytest.fixture
 def cluster(docker_client: Any, node_image: Any, tmp_path: Path) -> Iterator[Any]:
-    from jepsenlike.docker.backend import DockerBackend
+    from jepsenlike.backends.docker.backend import DockerBackend
     from jepsenlike.systems.raft import RaftSystem
 
     backend = DockerBackend(

@@ -192,7 +192,7 @@ def test_clock_bump_is_seen_by_the_node_only(cluster: Any) -> None:
 
 
 def test_slow_links_work_or_are_refused_with_the_reason(cluster: Any) -> None:
-    from jepsenlike.docker.backend import NetemUnavailable, probe_netem
+    from jepsenlike.backends.docker.backend import NetemUnavailable, probe_netem
 
     reason = cluster.netem_unavailable_reason()
     ahead = probe_netem(cluster.client, cluster.image_tag)  # the same answer before any run
@@ -220,7 +220,7 @@ def test_slow_links_work_or_are_refused_with_the_reason(cluster: Any) -> None:
 
 
 def test_tc_script_routes_each_destination_to_its_netem() -> None:
-    from jepsenlike.docker.iptables import netem_args, tc_script
+    from jepsenlike.backends.docker.iptables import netem_args, tc_script
 
     assert tc_script({}) == ""
     script = tc_script({
@@ -236,7 +236,7 @@ def test_tc_script_routes_each_destination_to_its_netem() -> None:
 def test_teardown_saves_logs_removes_everything_and_is_idempotent(
     docker_client: Any, node_image: Any, tmp_path: Any
 ) -> None:
-    from jepsenlike.docker.backend import DockerBackend
+    from jepsenlike.backends.docker.backend import DockerBackend
     from jepsenlike.systems.raft import RaftSystem
 
     b = DockerBackend(RaftSystem(), 2, tmp_path / "run", image=node_image.tag, client=docker_client)
@@ -262,7 +262,7 @@ def test_failed_start_says_why_and_leaves_nothing(
     docker_client: Any, node_image: Any, tmp_path: Any
 ) -> None:
     from jepsenlike.backends.base import NodeStartError
-    from jepsenlike.docker.backend import DockerBackend
+    from jepsenlike.backends.docker.backend import DockerBackend
     from jepsenlike.systems.raft import RaftSystem
 
     b = DockerBackend(

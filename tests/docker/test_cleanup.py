@@ -20,7 +20,7 @@ pytestmark = pytest.mark.docker
 HARNESS = textwrap.dedent(
     """
     import os, signal, sys, time
-    from jepsenlike.docker.backend import DockerBackend
+    from jepsenlike.backends.docker.backend import DockerBackend
     from jepsenlike.systems.raft import RaftSystem
 
     image, run_dir, mode = sys.argv[1:4]
@@ -57,7 +57,7 @@ def run_docker_command(*argv: str) -> int:
 
 
 def test_ctrl_c_tears_the_run_down(docker_client: Any, node_image: Any, tmp_path: Path) -> None:
-    from jepsenlike.docker.cleanup import leftovers
+    from jepsenlike.backends.docker.cleanup import leftovers
 
     proc, run_id = start_harness(node_image.tag, tmp_path, "sleep")
     try:
@@ -75,7 +75,7 @@ def test_ctrl_c_tears_the_run_down(docker_client: Any, node_image: Any, tmp_path
 def test_clean_removes_a_crashed_run_and_keeps_live_ones(
     docker_client: Any, node_image: Any, cluster: Any, tmp_path: Path, capsys: Any
 ) -> None:
-    from jepsenlike.docker.cleanup import leftovers
+    from jepsenlike.backends.docker.cleanup import leftovers
 
     proc, dead_run = start_harness(node_image.tag, tmp_path, "crash")
     assert proc.wait(30) == -signal.SIGKILL

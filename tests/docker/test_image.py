@@ -10,7 +10,7 @@ pytestmark = pytest.mark.docker
 
 
 def test_image_is_labelled_and_cached_by_inputs(docker_client: Any, node_image: Any) -> None:
-    from jepsenlike.docker.image import (
+    from jepsenlike.backends.docker.image import (
         LABEL_HASH,
         LABEL_KIND,
         NODE_REPO,
@@ -32,13 +32,13 @@ def test_image_is_labelled_and_cached_by_inputs(docker_client: Any, node_image: 
     again = build_node_image(docker_client, sources=snapshot)
     assert (again.tag, again.built, again.steps) == (first.tag, False, {})
     edited = {**snapshot, "jepsenlike/__init__.py": snapshot["jepsenlike/__init__.py"] + b"#"}
-    from jepsenlike.docker.image import dockerfile_from_rootfs, inputs_hash
+    from jepsenlike.backends.docker.image import dockerfile_from_rootfs, inputs_hash
 
     assert inputs_hash(dockerfile_from_rootfs(node_image.base), node_image.base, edited)[:12] != first.tag[-12:]
 
 
 def test_inputs_hash_follows_every_input() -> None:
-    from jepsenlike.docker.image import dockerfile_from_rootfs, inputs_hash
+    from jepsenlike.backends.docker.image import dockerfile_from_rootfs, inputs_hash
 
     files = {"jepsenlike/a.py": b"x = 1\n", "jepsenlike/b.py": b""}
     df = dockerfile_from_rootfs("jepsenlike-base:k")
@@ -51,7 +51,7 @@ def test_inputs_hash_follows_every_input() -> None:
 
 
 def test_project_sources_include_the_namespaced_packages() -> None:
-    from jepsenlike.docker.image import project_sources
+    from jepsenlike.backends.docker.image import project_sources
 
     files = project_sources()
     for must in (
@@ -63,7 +63,7 @@ def test_project_sources_include_the_namespaced_packages() -> None:
 
 
 def test_image_runs_a_node_module_and_has_the_fault_tools(docker_client: Any, node_image: Any) -> None:
-    from jepsenlike.docker.image import FAKETIME_LIB
+    from jepsenlike.backends.docker.image import FAKETIME_LIB
 
     script = (
         "python3 -c 'import sys; print(sys.version_info[:2])' && "

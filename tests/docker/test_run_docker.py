@@ -35,7 +35,7 @@ def run(store: Path, *args: str, timeout: float = 300) -> subprocess.CompletedPr
 
 def ours(client: Any) -> dict[str, list[str]]:
     """Everything labelled as a jepsenlike run, whoever started it."""
-    from jepsenlike.docker.cleanup import LABEL_RUN
+    from jepsenlike.backends.docker.cleanup import LABEL_RUN
 
     f = {"label": LABEL_RUN}
     return {

@@ -70,7 +70,7 @@ def built_tags(docker_client: Any) -> Iterator[list[str]]:
 
 
 def test_recipe_hash_follows_lines_files_modes_and_node_image(tmp_path: Path) -> None:
-    from jepsenlike.docker.recipe import recipe_context, recipe_hash
+    from jepsenlike.backends.docker.recipe import recipe_context, recipe_hash
 
     script = tmp_path / "run.sh"
     script.write_text("#!/bin/sh\necho one\n")
@@ -109,7 +109,7 @@ def test_recipe_hash_follows_lines_files_modes_and_node_image(tmp_path: Path) ->
 
 
 def test_recipe_refuses_what_the_backend_owns(tmp_path: Path) -> None:
-    from jepsenlike.docker.recipe import recipe_context
+    from jepsenlike.backends.docker.recipe import recipe_context
     from jepsenlike.errors import ConfigError
 
     for line in ("FROM debian", "ENTRYPOINT [\"x\"]", "cmd x"):
@@ -131,9 +131,9 @@ def test_recipe_refuses_what_the_backend_owns(tmp_path: Path) -> None:
 def test_system_with_recipe_runs_on_the_docker_backend(
     docker_client: Any, node_image: Any, built_tags: list[str], tmp_path: Path
 ) -> None:
-    from jepsenlike.docker.backend import DockerBackend
-    from jepsenlike.docker.image import LABEL_HASH, LABEL_KIND
-    from jepsenlike.docker.recipe import LABEL_SYSTEM, SYSTEM_REPO, build_system_image
+    from jepsenlike.backends.docker.backend import DockerBackend
+    from jepsenlike.backends.docker.image import LABEL_HASH, LABEL_KIND
+    from jepsenlike.backends.docker.recipe import LABEL_SYSTEM, SYSTEM_REPO, build_system_image
 
     system = WrappedRaft()
     backend = DockerBackend(system, 3, tmp_path / "run", image=node_image.tag, client=docker_client, seed=3)
@@ -177,8 +177,8 @@ def test_system_with_recipe_runs_on_the_docker_backend(
 def test_failing_recipe_names_the_system_and_the_step(
     docker_client: Any, node_image: Any, built_tags: list[str], tmp_path: Path
 ) -> None:
-    from jepsenlike.docker.backend import DockerBackend
-    from jepsenlike.docker.recipe import RecipeBuildError
+    from jepsenlike.backends.docker.backend import DockerBackend
+    from jepsenlike.backends.docker.recipe import RecipeBuildError
 
     backend = DockerBackend(BrokenRecipe(), 3, tmp_path / "run", image=node_image.tag, client=docker_client)
     try:

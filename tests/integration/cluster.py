@@ -1,20 +1,21 @@
 """Reference-node clusters as real processes on loopback, shared by the Raft and Paxos tests.
 
-:class:`NodeCluster` starts ``python -m <module>`` per node, each in its own process
-group; :func:`cluster_fixture` yields a factory and SIGKILLs every group at the end,
-whatever happened, checking that nothing is left running. Peer links can go through
-a per-link :class:`LinkProxy` (``proxied="links"``: block/heal by hand) or through the
-harness's :class:`~jepsenlike.net.ProxyNet` (``proxied="net"``: grudges).
-:class:`AppendLoad` appends unique values through every node (and optionally reads
-them back) so that tests can check that no acknowledged append is lost.
+:class:`NodeCluster` is a thin test-side view of the harness's own launcher,
+:class:`~jepsenlike.backends.local.LocalBackend` (one process group per node,
+``python -m <module>`` with the node's addresses, data dir and seed; ports from
+its :func:`~jepsenlike.backends.local.free_ports`). :func:`cluster_fixture`
+yields a factory and tears every cluster down at the end, whatever happened,
+checking that nothing is left running. With ``proxied=True`` peer links run
+through the backend's per-link proxies (:class:`~jepsenlike.net.ProxyNet`):
+``partition``/``heal`` by hand, or grudges on ``cluster.net``.
+:class:`AppendLoad` appends unique values through every node (and optionally
+reads them back) so that tests can check that no acknowledged append is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,19 +26,22 @@ from typing import Any
 
 import pytest
 
+from jepsenlike.backends.local import LocalBackend, free_ports
+from jepsenlike.faketime import search_libfaketime
 from jepsenlike.models.client import KVClient
+from jepsenlike.nemesis.grudge import complete_grudge
 from jepsenlike.net import ProxyNet
+from jepsenlike.systems.base import NodeSpec
+from jepsenlike.systems.raft import KVNodeSystem
 
 __all__ = [
     "LIBFAKETIME",
     "AppendLoad",
-    "LinkProxy",
     "NodeCluster",
     "check_api_contract",
     "check_no_lost_appends",
     "check_outcomes_fail_when_unreachable_info_when_stalled",
     "cluster_fixture",
-    "free_ports",
     "kill_leaders_under_load",
     "make_cluster_fixture",
     "read_at_leader",
@@ -45,239 +49,100 @@ __all__ = [
     "run_with_unknown_bug",
 ]
 
-LIBFAKETIME = next(
-    (
-        p
-        for p in (
-            os.environ.get("JEPSENLIKE_LIBFAKETIME", ""),
-            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-            "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
-        )
-        if p and os.path.exists(p)
-    ),
-    None,
-)
+LIBFAKETIME = search_libfaketime().path
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+class ArgvNodeSystem(KVNodeSystem):
+    """The reference nodes of ``module`` with extra command-line arguments, verbatim."""
 
+    def __init__(self, module: str, extra: tuple[str, ...]) -> None:
+        self.module = module
+        self.name = module.rsplit(".", 1)[-1]
+        self.extra = extra
+        self.options = {}
 
-class LinkProxy:
-    """A TCP proxy for one directed peer link that can hold traffic.
-
-    Held bytes stay in the kernel buffers (the proxy stops reading), like packets
-    that do not get through; on heal they flow again, late. Frames are never cut, so
-    the stream stays well formed.
-    """
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        self.open = threading.Event()
-        self.open.set()
-        self.closed = False
-        self.socks: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def block(self) -> None:
-        self.open.clear()
-
-    def heal(self) -> None:
-        self.open.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self.open.set()
-        for s in [self.listener, *self.socks]:
-            with contextlib.suppress(OSError):
-                s.close()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                src, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                dst = socket.create_connection(self.target, timeout=1.0)
-            except OSError:
-                src.close()
-                continue
-            dst.settimeout(None)
-            self.socks += [src, dst]
-            threading.Thread(target=self._pump, args=(src, dst, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(dst, src, False), daemon=True).start()
-
-    def _pump(self, a: socket.socket, b: socket.socket, forward: bool) -> None:
-        try:
-            while not self.closed:
-                if forward:
-                    self.open.wait()
-                data = a.recv(65536)
-                if not data:
-                    break
-                if forward:
-                    self.open.wait()
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+    def node_command(self, node: NodeSpec, peers: dict[str, str], *, bug: str | None, seed: int) -> list[str]:
+        return [*super().node_command(node, peers, bug=bug, seed=seed), *self.extra]
 
 
 class NodeCluster:
-    """N node processes of one protocol: start/kill/signal one, find the leader, read logs."""
+    """N node processes of one protocol on a :class:`LocalBackend`: start/kill/signal one,
+    find the leader, read logs, cut peer links (``proxied``), move wall clocks (``faketime``)."""
 
     def __init__(
-        self, module: str, n: int, tmp: str, extra: tuple[str, ...] = (), seed: int = 7
+        self, module: str, n: int, tmp: str, extra: tuple[str, ...] = (), seed: int = 7, *,
+        proxied: bool = False, faketime: bool = False, isolate: str | None = None,
     ) -> None:
         self.module = module
         self.seed = seed
-        self.ids = [f"n{k + 1}" for k in range(n)]
-        ports = free_ports(2 * n)
-        self.client_addr = {i: f"127.0.0.1:{ports[k]}" for k, i in enumerate(self.ids)}
-        self.peer_addr = {i: f"127.0.0.1:{ports[n + k]}" for k, i in enumerate(self.ids)}
         self.tmp = tmp
         self.extra = extra
-        # Where the *other* nodes dial each node; pointing it at a dead port cuts every
-        # link into that node (as a harness proxy holding those links would).
-        self.dial_addr = dict(self.peer_addr)
-        self.proxies: dict[tuple[str, str], LinkProxy] = {}
-        self.net: ProxyNet | None = None
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        ids = [f"n{k + 1}" for k in range(n)]
+        # ``isolate``: nobody's traffic reaches that node (it can still send), from the start.
+        grudge = {isolate: [i for i in ids if i != isolate]} if isolate is not None else None
+        self.backend = LocalBackend(ArgvNodeSystem(module, extra), n, tmp, seed=seed, ready_timeout=10.0,
+                                    clocks=faketime, proxies=proxied or isolate is not None,
+                                    initial_grudge=grudge)
+        self.ids = self.backend.node_ids
+        self.client_addr = {nd.id: nd.client_addr for nd in self.backend.nodes}
+        self.peer_addr = {nd.id: nd.peer_addr for nd in self.backend.nodes}
         self.all_procs: list[subprocess.Popen[bytes]] = []
-        self.faketime = False
+
+    @property
+    def net(self) -> ProxyNet | None:
+        """The peer-link proxies (``proxied=True``), for grudges."""
+        return self.backend.net
+
+    @property
+    def procs(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The processes of the nodes that are not killed."""
+        return {i: p for i, p in self.backend.procs.items() if self.backend.node_state(i) != "killed"}
 
     # ---------------------------------------------------------------- faults
 
-    def use_faketime(self) -> None:
-        """Give every node a libfaketime wall clock controlled by a file (offset 0)."""
-        self.faketime = True
-        for i in self.ids:
-            self.set_clock_offset(i, 0.0)
-
-    def _clock_file(self, i: str) -> str:
-        return os.path.join(self.tmp, f"clock-{i}")
-
     def set_clock_offset(self, i: str, seconds: float) -> None:
-        tmp = self._clock_file(i) + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{seconds:+.9f}\n")
-        os.replace(tmp, self._clock_file(i))
-
-    def add_proxies(self) -> None:
-        """Put a proxy on every directed peer link (i dials j through proxy (i, j))."""
-        for i in self.ids:
-            for j in self.ids:
-                if i != j:
-                    host, port = self.peer_addr[j].rsplit(":", 1)
-                    self.proxies[(i, j)] = LinkProxy((host, int(port)))
-
-    def add_proxy_net(self, seed: int = 3) -> None:
-        """Route every directed peer link through the harness's :class:`ProxyNet`."""
-        self.net = ProxyNet(self.peer_addr, seed=seed)
-        self.net.start()
+        """Set node ``i``'s wall clock ``seconds`` away from the real one (``faketime=True``)."""
+        clock = self.backend.clock(i)
+        clock.bump(seconds - clock.offset)
 
     def partition(self, side: set[str]) -> None:
-        for (i, j), proxy in self.proxies.items():
-            if (i in side) != (j in side):
-                proxy.block()
+        """Hold every peer byte between ``side`` and the rest (``proxied=True``)."""
+        self.backend.apply_grudge(complete_grudge([side, set(self.ids) - side]))
 
     def heal(self) -> None:
-        for proxy in self.proxies.values():
-            proxy.heal()
+        self.backend.heal_network()
 
     # ---------------------------------------------------------------- processes
 
-    def env(self, i: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("FAKETIME", None)
-        if self.faketime:
-            assert LIBFAKETIME is not None
-            env.update(
-                LD_PRELOAD=LIBFAKETIME,
-                FAKETIME_TIMESTAMP_FILE=self._clock_file(i),
-                FAKETIME_NO_CACHE="1",
-                FAKETIME_DONT_FAKE_MONOTONIC="1",  # only the wall clock moves
-                NO_FAKE_STAT="1",
-            )
-        return env
-
-    def peers_arg(self, i: str) -> str:
-        if self.net is not None:
-            return ",".join(f"{j}={a}" for j, a in sorted(self.net.peers_for(i).items()))
-        return ",".join(
-            f"{j}=127.0.0.1:{self.proxies[(i, j)].port}"
-            if self.proxies
-            else f"{j}={self.dial_addr[j]}"
-            for j in self.ids
-            if j != i
-        )
-
-    def argv(self, i: str) -> list[str]:
-        return [
-            sys.executable, "-m", self.module,
-            "--id", i,
-            "--client-addr", self.client_addr[i],
-            "--peer-addr", self.peer_addr[i],
-            "--peers", self.peers_arg(i),
-            "--data-dir", os.path.join(self.tmp, i),
-            "--seed", str(self.seed),
-            *self.extra,
-        ]  # fmt: skip
+    def _track(self) -> None:
+        for p in self.backend.procs.values():
+            if p not in self.all_procs:
+                self.all_procs.append(p)
 
     def start(self, i: str) -> None:
-        with open(os.path.join(self.tmp, f"{i}.log"), "ab") as log:
-            p = subprocess.Popen(
-                self.argv(i), stderr=log, stdout=log, start_new_session=True, env=self.env(i)
-            )
-        self.all_procs.append(p)  # first, so that close() finds it whatever happens next
-        self.procs[i] = p
+        """Start a killed node again, on its own data."""
+        try:
+            self.backend.restart(i)
+        finally:
+            self._track()
 
     def start_all(self) -> None:
-        for i in self.ids:
-            self.start(i)
-        for i in self.ids:
-            self.wait_up(i)
+        try:
+            self.backend.start()
+        finally:
+            self._track()
+
+    def data_dir(self, i: str) -> str:
+        return self.backend.node(i).data_dir
 
     def wait_up(self, i: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        c = KVClient(self.client_addr[i], timeout=1.0)
-        try:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(OSError, ValueError):
-                    c.status()
-                    return
-                assert self.procs[i].poll() is None, f"{i} exited: {self.log(i)[-2000:]}"
-                time.sleep(0.05)
-        finally:
-            c.close()
-        raise AssertionError(f"{i} not up after {timeout}s")
+        self.backend.wait_ready([i], timeout)
 
     def kill(self, i: str) -> None:
-        p = self.procs.pop(i)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait(5)
+        self.backend.kill(i)
 
     def signal(self, i: str, sig: int) -> None:
-        os.killpg(self.procs[i].pid, sig)
+        os.killpg(self.backend.procs[i].pid, sig)
 
     def status(self, i: str) -> dict | None:
         c = KVClient(self.client_addr[i], timeout=0.5)
@@ -299,23 +164,14 @@ class NodeCluster:
         raise AssertionError(f"no leader within {timeout}s")
 
     def log(self, i: str) -> str:
-        with open(os.path.join(self.tmp, f"{i}.log"), errors="replace") as f:
-            return f.read()
+        return self.backend.log_path(i).read_text(errors="replace")
 
     def close(self) -> None:
-        for p in self.all_procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGCONT)
-                os.killpg(p.pid, signal.SIGKILL)
-        for p in self.all_procs:
-            p.wait(5)
+        self._track()
+        self.backend.teardown()
         for p in self.all_procs:
             with pytest.raises(ProcessLookupError):
                 os.killpg(p.pid, 0)  # nothing left in the process group
-        for proxy in self.proxies.values():
-            proxy.close()
-        if self.net is not None:
-            self.net.stop()
 
 
 def cluster_fixture(
@@ -323,9 +179,9 @@ def cluster_fixture(
 ) -> Iterator[Callable[..., NodeCluster]]:
     """The body of a ``make_cluster`` fixture: yields ``make(n, *extra, ...)``.
 
-    ``proxied=True`` routes peer links through proxies of kind ``proxy``: ``"links"``
-    (a :class:`LinkProxy` per link; ``partition``/``heal``) or ``"net"`` (a
-    :class:`ProxyNet`, as ``cluster.net``). ``isolate``: a node nobody can dial.
+    ``proxied=True`` routes peer links through the backend's proxies: with ``proxy``
+    ``"links"`` tests cut them with ``partition``/``heal``, with ``"net"`` through
+    grudges on ``cluster.net``. ``isolate``: a node nobody's traffic reaches.
     ``faketime``: libfaketime wall clocks (``set_clock_offset``).
     """
     if proxy not in ("links", "net"):
@@ -339,16 +195,9 @@ def cluster_fixture(
         proxied: bool = False,
         faketime: bool = False,
     ) -> NodeCluster:
-        c = NodeCluster(module, n, str(tmp_path), tuple(extra), seed=seed)
+        c = NodeCluster(module, n, str(tmp_path / f"cluster{len(made)}"), tuple(extra), seed=seed,
+                        proxied=proxied, faketime=faketime, isolate=isolate)
         made.append(c)  # first, so that a failing start is still cleaned up
-        if proxied and proxy == "links":
-            c.add_proxies()
-        elif proxied:
-            c.add_proxy_net()
-        if faketime:
-            c.use_faketime()
-        if isolate is not None:
-            c.dial_addr[isolate] = f"127.0.0.1:{free_ports(1)[0]}"
         c.start_all()
         return c
 
@@ -498,7 +347,7 @@ def restart_all(c: NodeCluster, torn_wal: str | None = None) -> None:
     for i in c.ids:
         c.kill(i)
     if torn_wal is not None:
-        with open(os.path.join(c.tmp, "n1", torn_wal), "ab") as f:
+        with open(os.path.join(c.data_dir("n1"), torn_wal), "ab") as f:
             f.write(b"\x00\x00\x01\x00\xde\xad")
     for i in c.ids:
         c.start(i)

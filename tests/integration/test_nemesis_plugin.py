@@ -78,3 +78,67 @@ def test_the_plugin_runs_against_raft_and_its_faults_are_recorded_and_covered(pl
     recovers = [op for op in hist.nemesis_ops() if op.f == "recover-all" and op.type == "info"]
     assert recovers[-1].value["nodes"] in ([], ["n1", "n2", "n3"])
     assert "fault coverage: crash-all x" in p.stdout
+
+
+def crash_victims(run_dir: Path) -> list[list[str]]:
+    hist = read_history(run_dir / "history.jsonl")
+    return [op.value["nodes"] for op in hist.nemesis_ops() if op.f == "crash-all" and op.type == "info"]
+
+
+def test_list_shows_the_plugins_option(plugin_env):
+    p = jl(plugin_env, "list", "nemesis")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "--option crash-all.spare=0 (int): nodes left running (the first ones by id)" in p.stdout
+
+
+def test_an_option_from_the_command_line_reaches_the_plugin_and_is_reproduced(plugin_env, tmp_path):
+    store = tmp_path / "store"
+    args = ["run", "--quiet", "--system", "memory", "--nodes", "3", "--time-limit", "4", "--warmup", "0.5",
+            "--nemesis", "crash-all", "--nemesis-interval", "0.5", "--seed", "5", "--store", str(store)]
+    p = jl(plugin_env, *args, "--option", "crash-all.spare=1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    run_dir = (store / "latest").resolve()
+    victims = crash_victims(run_dir)
+    assert victims and all(v == ["n2", "n3"] for v in victims)
+    test = json.loads((run_dir / "test.json").read_text())
+    assert test["config"]["plugin_options"] == {"crash-all": {"spare": 1}}
+    assert "--option crash-all.spare=1" in test["reproduce"]
+    # The printed Reproduce: command replays the run with the same plugin setting.
+    import shlex
+
+    reproduce = shlex.split(test["reproduce"])
+    assert reproduce[:2] == ["jepsenlike", "run"]
+    again = jl(plugin_env, *reproduce[1:], "--quiet")
+    assert again.returncode == 0, again.stdout + again.stderr
+    rerun = (store / "latest").resolve()
+    assert rerun != run_dir
+    assert json.loads((rerun / "test.json").read_text())["config"]["plugin_options"] == {"crash-all": {"spare": 1}}
+    assert all(v == ["n2", "n3"] for v in crash_victims(rerun)) and crash_victims(rerun)
+
+
+def test_an_option_from_the_config_file_reaches_the_plugin(plugin_env, tmp_path):
+    store = tmp_path / "store"
+    conf = tmp_path / "run.toml"
+    conf.write_text('system = "memory"\nnodes = 3\nnemesis = ["crash-all"]\n\n[options.crash-all]\nspare = 2\n')
+    p = jl(plugin_env, "run", "--config", str(conf), "--quiet", "--time-limit", "4", "--warmup", "0.5",
+           "--nemesis-interval", "0.5", "--seed", "5", "--store", str(store))
+    assert p.returncode == 0, p.stdout + p.stderr
+    run_dir = (store / "latest").resolve()
+    victims = crash_victims(run_dir)
+    assert victims and all(v == ["n3"] for v in victims)
+    test = json.loads((run_dir / "test.json").read_text())
+    assert test["config"]["plugin_options"] == {"crash-all": {"spare": 2}}
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("crash-all.sprae=1", "--option crash-all.sprae: plugin 'crash-all' has no option 'sprae'; valid: spare"),
+    ("crash-all.spare=many", "--option crash-all.spare: expected int, got 'many'"),
+    ("kill.spare=1", "--option kill.spare: no plugin 'kill' in this run; plugins in use: memory, in-process, "
+                     "register, crash-all"),
+])
+def test_a_misspelt_option_is_a_one_line_error(plugin_env, tmp_path, option, message):
+    p = jl(plugin_env, "run", "--system", "memory", "--nemesis", "crash-all", "--option", option,
+           "--store", str(tmp_path / "store"))
+    assert p.returncode == 255
+    assert p.stderr.strip() == f"jepsenlike: error: {message}"
+    assert not (tmp_path / "store").exists()

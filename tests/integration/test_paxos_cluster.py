@@ -44,7 +44,7 @@ def test_cluster_recovers_after_sigkill_of_every_node(make_cluster, tmp_path) ->
     nc.restart_all(c, torn_wal="paxos.wal")  # with a torn final write on n1
     nc.check_no_lost_appends(c, load)
     assert "torn_bytes=6" in c.log("n1")
-    assert os.path.exists(tmp_path / "n1" / "paxos.snapshot")
+    assert os.path.exists(os.path.join(c.data_dir("n1"), "paxos.snapshot"))
 
 
 def test_followers_forward_and_the_api_contract_matches_raft(make_cluster) -> None:

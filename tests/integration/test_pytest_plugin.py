@@ -67,6 +67,8 @@ def test_flags_from_keyword_arguments():
     assert to_flags({"system": "raft", "nemesis": ["kill", "pause"], "time_limit": 10, "quiet": True,
                      "bug": None, "dry": False, "targets": ()}) == [
         "--system", "raft", "--nemesis", "kill,pause", "--time-limit", "10", "--quiet", "--targets", "none"]
+    assert to_flags({"option": {"crash-all.spare": 1, "x.on": True}}) == [
+        "--option", "crash-all.spare=1", "--option", "x.on=true"]
 
 
 def test_plugin_passes_a_correct_system_and_fails_a_seeded_bug(tmp_path):

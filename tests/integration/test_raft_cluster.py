@@ -104,7 +104,7 @@ def test_cluster_recovers_after_sigkill_of_every_node(make_cluster, tmp_path) ->
     kept.close()
     assert r["type"] in ("ok", "fail"), r
     assert "torn WAL tail" in c.log("n1")
-    assert os.path.exists(tmp_path / "n1" / "snapshot.json")
+    assert os.path.exists(os.path.join(c.data_dir("n1"), "snapshot.json"))
 
 
 def test_client_outcomes_fail_when_unreachable_info_when_stalled(make_cluster) -> None:

@@ -30,9 +30,9 @@ def mem_run(store, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--nemesis", "partiton"], "jepsenlike: error: --nemesis: unknown nemesis 'partiton'; available: kill, pause, partition, clock, slow, flaky"),
-        (["--system", "rafft"], "--system: unknown system 'rafft'; available: raft, paxos, memory"),
-        (["--workload", "bank"], "--workload: unknown workload 'bank'; available: register, append, set"),
+        (["--nemesis", "partiton"], "jepsenlike: error: --nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, slow"),
+        (["--system", "rafft"], "--system: unknown system 'rafft'; available: memory, paxos, raft"),
+        (["--workload", "bank"], "--workload: unknown workload 'bank'; available: append, register, set"),
         (["--nodes", "zero"], "--nodes: expected an integer, got 'zero'"),
         (["--routing", "nearest"], "--routing: unknown routing 'nearest'; available: random, round-robin, leader"),
         (["--bug", "stale-reads"], "--bug: system 'raft' has no bug 'stale-reads'; available: stale-read"),

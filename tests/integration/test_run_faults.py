@@ -18,7 +18,8 @@ import pytest
 
 from jepsenlike.faketime import search_libfaketime
 from jepsenlike.history import read_history
-from jepsenlike.systems.raft import PaxosSystem, RaftSystem
+from jepsenlike.systems.paxos import PaxosSystem
+from jepsenlike.systems.raft import RaftSystem
 
 pytestmark = [pytest.mark.integration]
 

@@ -14,7 +14,8 @@ from jepsenlike.errors import ConfigError
 from jepsenlike.evidence import judge
 from jepsenlike.history import History
 from jepsenlike.systems.memory import MemorySystem
-from jepsenlike.systems.raft import PaxosSystem, RaftSystem
+from jepsenlike.systems.paxos import PaxosSystem
+from jepsenlike.systems.raft import RaftSystem
 from jepsenlike.workloads import get_workload
 
 

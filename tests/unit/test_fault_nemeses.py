@@ -221,7 +221,7 @@ def test_system_options_reach_the_node_command_line():
 
 
 def test_memory_refuses_net_and_clock_with_reasons_and_local_raft_offers_them():
-    caps, why = backend_refusals("local", get_system("memory"))
+    caps, why = backend_refusals("in-process", get_system("memory"))
     assert caps == {KILL, PAUSE} and "no peer traffic" in why[NET] and "read no clock" in why[CLOCK]
     caps, why = backend_refusals("local", get_system("raft"), 3)
     assert {KILL, PAUSE, NET} <= caps

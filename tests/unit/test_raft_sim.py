@@ -27,6 +27,23 @@ def _run_seed(seed: int, n: int, steps: int = 2500, **kw) -> SimCluster:
     return c
 
 
+def _assert_converged_and_live(c: SimCluster, leader: str) -> None:
+    """After ``stabilize``: one leader, every node applied its whole log, every state
+    machine agrees, every acknowledged append is there, and a new append commits."""
+    assert [i for i in c.up() if c.nodes[i].role == LEADER] == [leader]
+    commit = c.nodes[leader].commit
+    assert commit > 0 and all(c.nodes[i].applied == commit for i in c.up())
+    states = {i: c.sms[i].data for i in c.up()}
+    assert all(s == states[leader] for s in states.values())
+    assert set(c.acked_appends) <= set(c.sms[leader].read("x") or [])
+    acked = set(c.acked_appends)
+    assert c.propose_append(leader)
+    leader = c.stabilize()
+    new = set(c.acked_appends) - acked
+    assert len(new) == 1 and new <= set(c.sms[leader].read("x") or [])
+    assert c.nodes[leader].commit > commit
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_safety_claims_hold_under_random_faults(seed: int) -> None:
     c = _run_seed(seed, n=3 if seed % 2 else 5)
@@ -51,7 +68,7 @@ def test_safety_claims_hold_with_single_entry_messages(seed: int) -> None:
     # leader's no-op, the situation of the paper's figure 8.
     cfg = Config(election_ticks=10, heartbeat_ticks=2, max_entries_per_msg=1, max_inflight=4)
     c = _run_seed(seed, n=5 if seed % 2 else 3, config=cfg)
-    c.stabilize()
+    _assert_converged_and_live(c, c.stabilize())
 
 
 def test_lease_reads_are_fresh_when_clocks_agree() -> None:
@@ -64,7 +81,13 @@ def test_lease_reads_are_fresh_when_clocks_agree() -> None:
             lease_seconds=8.0,  # < election_ticks - 1 ticks of the shared clock
         )
         c = _run_seed(seed, n=3, config=cfg)
-        c.stabilize()
+        leader = c.stabilize()
+        # Lease reads are served (each checked fresh against every acknowledged append).
+        reads = c.reads_done
+        assert c.read(leader)
+        c.run(300, random.Random(seed), faults=False)
+        assert c.reads_done > reads
+        _assert_converged_and_live(c, c.stabilize())
 
 
 ACTIONS = st.lists(
@@ -107,7 +130,7 @@ def test_safety_claims_hold_for_hypothesis_schedules(n: int, actions: list[tuple
                 c.heal()
             else:
                 c.partition({i for k, i in enumerate(c.ids) if (p >> k) & 1})
-    c.stabilize()
+    _assert_converged_and_live(c, c.stabilize())
 
 
 # ---------------------------------------------------------------- seeded bugs

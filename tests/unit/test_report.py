@@ -3,7 +3,7 @@
 The run directories come from :mod:`jepsenlike.report.samples`: synthetic
 histories whose verdict is known by construction (a stale read of a value that
 a completed write had overwritten; an injected G1c cycle), checked by the real
-checkers through the runner's ``check_run``.
+checkers through ``jepsenlike.analysis.check_run``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from jepsenlike.config import DEFAULT_NEMESES, TestConfig
 from jepsenlike.coverage import fault_coverage
 from jepsenlike.history import History
 from jepsenlike.nemesis import PackageOptions, build_packages, min_chaos_seconds, plan_schedule
-from jepsenlike.nemesis.package import MIN_STEP, lane_step
+from jepsenlike.nemesis.schedule import MIN_STEP, lane_step
 
 
 def started(plan, packages) -> set[str]:

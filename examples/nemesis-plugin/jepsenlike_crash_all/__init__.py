@@ -12,6 +12,13 @@ Fault ops:
   completion ``{"nodes": [...restarted...]}``. It is also the final op, so the
   cluster is whole again when the run heals.
 
+Option ``spare`` (int, default 0): leave that many nodes running (the first
+ones by id), so the fault becomes "all but N crash at once"; set it with
+``--option crash-all.spare=1`` or, in a ``--config`` file::
+
+    [options.crash-all]
+    spare = 1
+
 Needs the backend capability ``kill``. Install with
 ``pip install ./examples/nemesis-plugin`` and run ``jepsenlike run --nemesis crash-all``.
 """
@@ -19,6 +26,7 @@ Needs the backend capability ``kill``. Install with
 from __future__ import annotations
 
 from jepsenlike.nemesis import FaultOp, Nemesis, NemesisContext, NemesisPackage, PackageOptions
+from jepsenlike.registry import Option
 
 __all__ = ["CrashAllNemesis", "crash_all_package"]
 
@@ -30,12 +38,13 @@ class CrashAllNemesis(Nemesis):
     fs = frozenset({"crash-all", "recover-all"})
     requires = frozenset({"kill"})
 
-    def __init__(self) -> None:
+    def __init__(self, spare: int = 0) -> None:
+        self.spare = spare
         self.crashed: list[str] = []
 
     def invoke(self, test: NemesisContext, op: FaultOp) -> FaultOp:
         if op.f == "crash-all":
-            victims = [n for n in test.node_ids if test.backend.node_state(n) == "up"]
+            victims = [n for n in sorted(test.node_ids)[self.spare:] if test.backend.node_state(n) == "up"]
             for n in victims:
                 test.backend.kill(n)
             self.crashed = sorted(set(self.crashed) | set(victims))
@@ -53,8 +62,13 @@ def crash_all_package(options: PackageOptions) -> NemesisPackage:
     """Crash every node at once (power loss), then recover them all."""
     return NemesisPackage(
         name="crash-all",
-        nemesis=CrashAllNemesis(),
+        nemesis=CrashAllNemesis(spare=options.settings["spare"]),
         cycles=(("crash-all", "recover-all"),),
         final=(FaultOp("recover-all"),),
         targets=("all",),  # start ops carry this as their value; this nemesis ignores it
     )
+
+
+crash_all_package.plugin_options = (  # type: ignore[attr-defined]
+    Option("spare", int, 0, "nodes left running (the first ones by id)"),
+)

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Every container, network and volume a :class:`~jepsenlike.docker.backend.DockerBackend`
+Every container, network and volume a :class:`~jepsenlike.backends.docker.backend.DockerBackend`
 creates carries the labels ``jepsenlike.run=<run id>`` and
 ``jepsenlike.owner=<host>:<pid>`` (the harness process that made it). A run's
 own teardown removes its resources by run id, after removing what it knows
@@ -137,7 +137,7 @@ def remove_images(client: Any, result: Removed | None = None) -> Removed:
     """Remove every jepsenlike-built image (system, then node, then base: each sits on the next)."""
     import docker.errors
 
-    from jepsenlike.docker.image import LABEL_KIND
+    from jepsenlike.backends.docker.image import LABEL_KIND
 
     out = result if result is not None else Removed()
     images = client.images.list(filters={"label": LABEL_KIND})

@@ -4,10 +4,10 @@ Theory of operation
 -------------------
 :meth:`DockerBackend.start`:
 
-1. finds or builds the node image (:mod:`jepsenlike.docker.image`; cached by
+1. finds or builds the node image (:mod:`jepsenlike.backends.docker.image`; cached by
    its inputs, so this is a lookup after the first build) and, when the system
    has a :meth:`~jepsenlike.systems.base.System.container_recipe`, the system
-   image on top of it (:mod:`jepsenlike.docker.recipe`, cached the same way);
+   image on top of it (:mod:`jepsenlike.backends.docker.recipe`, cached the same way);
 2. creates a bridge network of the run's own, labelled with the run id, on a
    ``/24`` from ``172.28.0.0/14`` that overlaps no Docker network and no host
    route (Docker refuses overlapping pools, so a lost race is retried on the
@@ -18,7 +18,7 @@ Theory of operation
 3. per node: a labelled named volume for its data (``/data``), a host
    *control directory* ``<run_dir>/nodes/<id>/control`` bind-mounted read-only
    at ``/jepsenlike`` (libfaketime's control file and the iptables/netem state,
-   see :mod:`jepsenlike.docker.iptables`), and a container that runs the
+   see :mod:`jepsenlike.backends.docker.iptables`), and a container that runs the
    system's node command behind the rule-loading prologue. The container gets
    ``CAP_NET_ADMIN`` and nothing else beyond Docker's defaults;
 4. starts all containers and polls the system's readiness probe on each
@@ -47,7 +47,7 @@ saved to ``<run_dir>/nodes/<id>.log``, then containers, the network and the
 volumes are removed -- first by the names we know, then by the run-id label,
 so resources made by a start that failed half-way go too -- and the control
 directories are deleted. Leftovers of a harness that died hard are removed
-by ``jepsenlike docker clean`` (:mod:`jepsenlike.docker.cleanup`).
+by ``jepsenlike docker clean`` (:mod:`jepsenlike.backends.docker.cleanup`).
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ from jepsenlike.backends.base import (
     track_live,
     untrack_live,
 )
-from jepsenlike.docker import cleanup
-from jepsenlike.docker.image import FAKETIME_LIB, NodeImage, build_node_image
-from jepsenlike.docker.iptables import (
+from jepsenlike.backends.docker import cleanup
+from jepsenlike.backends.docker.image import FAKETIME_LIB, NodeImage, build_node_image
+from jepsenlike.backends.docker.iptables import (
     CONTROL_DIR,
     TC_CLEAR,
     chain_rules,
@@ -90,7 +90,7 @@ from jepsenlike.docker.iptables import (
     tc_script,
     wrap_command,
 )
-from jepsenlike.docker.recipe import build_system_image
+from jepsenlike.backends.docker.recipe import build_system_image
 from jepsenlike.errors import ConfigError
 from jepsenlike.faketime import FaketimeClock
 from jepsenlike.systems.base import NodeSpec, System
@@ -157,7 +157,7 @@ def probe_netem(client: Any, image: str) -> str | None:
     """Why slow/flaky links cannot work on this daemon's kernel, or None; ~1 s.
 
     Runs one throwaway container (``CAP_NET_ADMIN``, no network: the qdiscs go
-    on its loopback, the kernel is the same) that tries the qdiscs :func:`~jepsenlike.docker.iptables.tc_script`
+    on its loopback, the kernel is the same) that tries the qdiscs :func:`~jepsenlike.backends.docker.iptables.tc_script`
     needs. For a harness that wants to refuse the slow/flaky nemeses before a run
     rather than when they fire.
     """
@@ -205,6 +205,7 @@ class DockerBackend(Backend):
 
     name = "docker"
     capabilities = frozenset({KILL, PAUSE, NET, CLOCK})
+    min_ready_timeout = 30.0
 
     @staticmethod
     def capabilities_here(n_nodes: int = 2) -> tuple[frozenset[str], dict[str, str]]:
@@ -240,10 +241,6 @@ class DockerBackend(Backend):
         super().__init__()
         self.capabilities, self.refusals = self.capabilities_here(n_nodes)
         self.want_clocks = clocks
-        if system.in_process:
-            raise ConfigError(
-                f"system {system.name!r} runs inside the harness; use --backend local for it"
-            )
         if n_nodes < 1 or n_nodes > 200:
             raise ConfigError(f"the docker backend runs 1..200 nodes; got {n_nodes}")
         if iptables not in ("nft", "legacy"):

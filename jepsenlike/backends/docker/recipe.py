@@ -13,7 +13,7 @@ files for the build context. :func:`build_system_image` turns it into an image:
    files and directories from disk, with their execute bit);
 3. the Dockerfile is ``FROM <node image tag>`` plus the recipe's lines; the tag
    is ``jepsenlike-system:<system name>-<hash12>``, the hash
-   (:func:`~jepsenlike.docker.image.inputs_hash`) covering that Dockerfile --
+   (:func:`~jepsenlike.backends.docker.image.inputs_hash`) covering that Dockerfile --
    so the node image's own input hash, which its tag carries -- and every
    context file's name, bytes and mode. An unchanged recipe finds its image;
    any change builds a new one, in seconds (only the recipe's layers);
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jepsenlike.docker.image import (
+from jepsenlike.backends.docker.image import (
     LABEL_HASH,
     LABEL_KIND,
     BuildFailure,
@@ -156,7 +156,7 @@ def build_system_image(
         force: rebuild even when an image with these inputs exists.
 
     Returns:
-        A :class:`~jepsenlike.docker.image.NodeImage` whose ``base`` is the node image tag.
+        A :class:`~jepsenlike.backends.docker.image.NodeImage` whose ``base`` is the node image tag.
 
     Raises:
         RecipeBuildError: the recipe's build failed.
