@@ -8,8 +8,11 @@ verdict is about the file on disk, never about memory: :func:`check_run`
 reads ``history.jsonl`` back, runs the workload's checker and every extra
 ``checkers`` plugin the config names (a plugin that fails to load or answers
 nonsense makes the verdict ``unknown``, never a crash), computes statistics
-and fault coverage (a requested fault that was refused or never fired makes
-the run ``unknown``), and writes ``results.json``. :func:`write_report`
+and fault coverage (a requested fault that was refused, never fired or was not
+confirmed on its node makes the run ``unknown``), judges whether the run saw
+the acknowledged ops its checker needs in a checkable shape
+(:mod:`jepsenlike.evidence`: a vacuous run is ``unknown``, a wrong-shape read
+``invalid``), keeps an interrupted run's marker, and writes ``results.json``. :func:`write_report`
 renders ``report.html`` and the plots; a report never changes or hides a
 verdict.
 """

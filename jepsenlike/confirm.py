@@ -455,7 +455,7 @@ class DockerObserver:
             return None
 
     def links_pass(self, links: list[Link]) -> dict[Link, tuple[bool, str]] | None:
-        from jepsenlike.docker.iptables import CHAIN
+        from jepsenlike.backends.docker.iptables import CHAIN
 
         binary = "iptables-legacy" if getattr(self.backend, "iptables", "nft") == "legacy" else "iptables"
         rules: dict[str, tuple[int, str]] = {}
