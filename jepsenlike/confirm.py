@@ -436,10 +436,12 @@ class DockerObserver:
             return "gone", f"container {name} is not running ({st.get('Status')})"
         return "running", f"container {name} is running"
 
-    def _exec(self, node_id: str, argv: list[str]) -> tuple[int, str]:
-        """Run ``argv`` in the container with the container's own environment (preload kept)."""
+    def _exec(self, node_id: str, argv: list[str], preload: bool = True) -> tuple[int, str]:
+        """Run ``argv`` in the container; with ``preload``, under the node's own environment."""
         api = self.backend.client.api
-        ex = api.exec_create(self.backend.containers[node_id], argv, stdout=True, stderr=True)
+        env = None if preload else {"LD_PRELOAD": ""}
+        ex = api.exec_create(self.backend.containers[node_id], argv, stdout=True, stderr=True,
+                             environment=env)
         out = api.exec_start(ex["Id"], demux=False)
         rc = api.exec_inspect(ex["Id"])["ExitCode"]
         return int(rc if rc is not None else -1), (out or b"").decode("utf-8", "replace")
@@ -465,7 +467,7 @@ class DockerObserver:
             if st is None or st[0] != "running":
                 continue  # a paused or killed node loads its rules when it runs again
             if y not in rules:
-                rules[y] = self._exec(y, [binary, "-w", "5", "-S"])
+                rules[y] = self._exec(y, [binary, "-w", "5", "-S"], preload=False)
             rc, text = rules[y]
             if rc != 0:
                 continue
