@@ -30,9 +30,10 @@ What is looked at, per fault kind:
   a short window (the proxy's count of upstream dials stays put; any dial on
   that link, ours or the node's, means it passes); docker, Y's iptables chain
   holds the DROP rule for X's address.
-* ``clock`` (bump, strobe, drift) -- locally, libfaketime must be mapped into
-  every live process of the node (``/proc/PID/maps``: a static binary ignores
-  ``LD_PRELOAD``, a library that failed to preload is not mapped); then the
+* ``clock`` (bump, strobe, drift) -- libfaketime must be mapped into every
+  live process of the node (``/proc/PID/maps``; in docker, of PID 1 of the
+  container, which is the node: a static binary ignores ``LD_PRELOAD``, a
+  library that failed to preload is not mapped); then the
   node's wall clock must differ from real time by about the offset the clock
   control is driving now: first the system's
   own reading (:meth:`System.wall_clock`, e.g. the ``time`` field of the
@@ -455,6 +456,21 @@ class DockerObserver:
             return float(out.strip().splitlines()[-1]) if rc == 0 else None
         except (ValueError, IndexError):
             return None
+
+    def preload_loaded(self, node_id: str) -> tuple[bool, str] | None:
+        """Is libfaketime mapped into the node (PID 1 of its container: the node ``exec``s)?"""
+        if node_id not in getattr(self.backend, "clocks", {}):
+            return None
+        st = self.process_state(node_id)
+        if st is None or st[0] != "running":
+            return None
+        rc, maps = self._exec(node_id, ["cat", "/proc/1/maps"], preload=False)
+        if rc != 0:
+            return None
+        if "libfaketime" in maps:
+            return True, "libfaketime mapped in the node (PID 1 of its container)"
+        return False, ("libfaketime is not loaded in the node (PID 1 of its container): a static "
+                       "binary, or a preload that failed (see the node's log)")
 
     def links_pass(self, links: list[Link]) -> dict[Link, tuple[bool, str]] | None:
         from jepsenlike.backends.docker.iptables import CHAIN

@@ -51,6 +51,7 @@ def test_clock_bump_is_confirmed_by_date_inside_the_container(cluster: Any) -> N
     cluster.clock("n1").bump(6.0)
     try:
         # no system hook: the probe is `date` in the container, under the node's preload
+        assert cluster.observer().preload_loaded("n1")[0] is True  # the python node maps it
         done = confirm(cluster, "bump-clock", {"nodes": ["n1"], "offsets": {"n1": 6.0}})
         assert set(done.get("confirmed", {})) == {"n1"} and "probe" in done["confirmed"]["n1"]
         # and with the raft system's hook: the node's own /status time
