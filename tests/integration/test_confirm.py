@@ -3,7 +3,8 @@
 * through the CLI: a broken libfaketime (``JEPSENLIKE_LIBFAKETIME`` naming a file
   that is not a library) makes a clock-fault run ``unknown`` with the reason, and
   a working one confirms every clock fault;
-* a node whose clock library is mapped but whose clock did not move (the preload
+* a static binary among the node's processes is named as not preloaded, and a node
+  whose clock library is mapped but whose clock did not move (the preload
   switched off behind the harness's back, as in a program that reads the clock
   without libc) is not confirmed either;
 * on the local backend: pause, kill and partition are confirmed after the backend
@@ -14,8 +15,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +49,6 @@ def results_of(store) -> dict:
 
 
 def test_a_broken_libfaketime_makes_a_clock_run_unknown_with_the_reason(tmp_path):
-    import os
-
     store = tmp_path / "store"
     env = {**os.environ, "JEPSENLIKE_LIBFAKETIME": "/etc/hostname"}
     p = run_cli(["--nodes", "3", "--nemesis", "clock", "--clock-faults", "bump", "--time-limit", "5",
@@ -165,3 +166,33 @@ def test_a_clock_the_node_does_not_see_is_not_confirmed(tmp_path):
         clock.reset()
     finally:
         backend.teardown()
+
+
+STATIC = "/usr/bin/tini-static"  # a statically linked program that runs a child
+
+
+@needs_faketime
+@pytest.mark.skipif(not os.access(STATIC, os.X_OK), reason=f"{STATIC} (a static binary) not installed")
+def test_a_static_binary_in_the_node_is_named_as_not_preloaded(tmp_path):
+    import signal
+    from types import SimpleNamespace
+
+    from jepsenlike.confirm import LocalObserver
+    from jepsenlike.faketime import FaketimeClock
+
+    clock = FaketimeClock(tmp_path / "n1.faketime")
+    env = clock.env_for_process()
+    procs = {}
+    try:
+        for nid, argv in (("dyn", ["sleep", "30"]), ("static", [STATIC, "-s", "--", "sleep", "30"])):
+            procs[nid] = subprocess.Popen(argv, env=env, start_new_session=True)
+        time.sleep(0.5)  # let the loader map what it maps
+        observer = LocalObserver(SimpleNamespace(clocks={"dyn": clock, "static": clock}, procs=procs))
+        assert observer.preload_loaded("dyn")[0] is True
+        ok, why = observer.preload_loaded("static")
+        assert ok is False and str(procs["static"].pid) in why and "static binary" in why
+    finally:
+        for p in procs.values():
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        clock.close(remove=True)
