@@ -131,3 +131,60 @@ def test_coverage_counts_only_confirmed_faults_and_an_unconfirmed_one_makes_the_
     valid, reasons = coverage_verdict(cov)
     assert valid == UNKNOWN and reasons == [f"fault 'clock' did not take effect on the node: {why}"]
     assert describe_coverage(cov) == "clock UNCONFIRMED x1, pause x1 (1.0 s)"
+
+
+# -- the docker observer, against a fake Docker API (the real one: tests/docker) ----------
+
+
+class FakeAPI:
+    """Canned container states and exec outputs, by container id and argv[0]."""
+
+    def __init__(self, states: dict[str, dict], outputs: dict[tuple[str, str], tuple[int, bytes]]) -> None:
+        self.states, self.outputs, self.execs = states, outputs, {}
+
+    def inspect_container(self, cid: str) -> dict:
+        return {"State": self.states[cid]}
+
+    def exec_create(self, cid: str, argv: list[str], **kw: Any) -> dict:
+        eid = f"{cid}/{len(self.execs)}"
+        self.execs[eid] = (cid, argv, kw.get("environment"))
+        return {"Id": eid}
+
+    def exec_start(self, eid: str, demux: bool = False) -> bytes:
+        cid, argv, _ = self.execs[eid]
+        return self.outputs[(cid, argv[0])][1]
+
+    def exec_inspect(self, eid: str) -> dict:
+        cid, argv, _ = self.execs[eid]
+        return {"ExitCode": self.outputs[(cid, argv[0])][0]}
+
+
+def _docker_backend(api: FakeAPI) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(client=SimpleNamespace(api=api), containers={"n1": "c1", "n2": "c2"},
+                           container_name=lambda n: f"jl-{n}", ip={"n1": "10.9.0.2", "n2": "10.9.0.3"}.get,
+                           iptables="nft", clocks={"n1": object()})
+
+
+def test_the_docker_observer_reads_container_state_rules_and_the_preload():
+    from jepsenlike.confirm import DockerObserver
+
+    rules = b"-P INPUT ACCEPT\n-N JEPSENLIKE\n-A INPUT -j JEPSENLIKE\n-A JEPSENLIKE -s 10.9.0.3/32 -j DROP\n"
+    api = FakeAPI({"c1": {"Running": True, "Paused": False}, "c2": {"Running": True, "Paused": True}},
+                  {("c1", "iptables"): (0, rules), ("c1", "cat"): (0, b"7f00 r-xp /opt/jepsenlike/lib/libfaketimeMT.so.1\n"),
+                   ("c1", "date"): (0, b"1700000000.5\n")})
+    obs = DockerObserver(_docker_backend(api))
+    assert obs.process_state("n1")[0] == "running" and obs.process_state("n2")[0] == "stopped"
+    seen = obs.links_pass([("n2", "n1"), ("n1", "n2")])
+    assert seen[("n2", "n1")][0] is False and "drops 10.9.0.3" in seen[("n2", "n1")][1]
+    assert ("n1", "n2") not in seen  # n2 is paused: its rules load when it resumes, nothing to look at
+    assert obs.preload_loaded("n1")[0] is True
+    assert obs.wall_clock("n1") == 1700000000.5
+    iptables_env = [env for cid, argv, env in api.execs.values() if argv[0] == "iptables"]
+    assert iptables_env == [{"LD_PRELOAD": ""}]
+    api.outputs[("c1", "cat")] = (0, b"55 r-xp /usr/local/bin/etcd\n")  # a static binary: nothing preloaded
+    ok, why = obs.preload_loaded("n1")
+    assert ok is False and "static binary" in why
+    api.outputs[("c1", "iptables")] = (0, b"-A INPUT -j JEPSENLIKE\n")
+    assert obs.links_pass([("n2", "n1")])[("n2", "n1")][0] is True
