@@ -183,9 +183,12 @@ class NemesisDriver:
     def _save_traceback(self, op: FaultOp, e: BaseException, at_s: float) -> None:
         if self.errors_path is None:
             return
-        with open(self.errors_path, "a", encoding="utf-8") as fh:
-            fh.write(f"--- {at_s:.3f}s nemesis op {op.f} value={op.value!r}\n")
-            fh.write("".join(traceback.format_exception(e)))
+        try:
+            with open(self.errors_path, "a", encoding="utf-8") as fh:
+                fh.write(f"--- {at_s:.3f}s nemesis op {op.f} value={op.value!r}\n")
+                fh.write("".join(traceback.format_exception(e)))
+        except OSError:  # a full store: the run stops through the store guard, not here
+            pass
 
     def fire(self, op: FaultOp) -> FaultOp:
         inv = self.history.record("nemesis", "invoke", op.f, value=op.value)
@@ -212,7 +215,8 @@ class NemesisDriver:
         try:
             run_generator(gen, self.fire, now, stop)
         except BaseException as e:
-            if not isinstance(e, NemesisContractError):  # a generator that raised: keep its traceback
+            # a generator that raised: keep its traceback (a failed store write is not one)
+            if not isinstance(e, NemesisContractError | StoreWriteError):
                 self._save_traceback(FaultOp("(generator)"), e, now())
             self.error = e
 
