@@ -68,6 +68,8 @@ CLOCK_TOLERANCE = 0.05
 """Seconds the observed clock offset may differ from the expected one (plus the reading's own span)."""
 CLOCK_BUDGET = 1.5
 """Seconds spent per node retaking clock samples before giving up."""
+STROBE_SPAN = 0.04
+"""Seconds: a reading of a strobing clock counts only if shorter (strobe periods are >= 0.05 s)."""
 PROCESS_SETTLE = 0.5
 """Seconds a kill or pause may take to reach every process of the node."""
 PARTITION_WINDOW = 0.25
@@ -233,7 +235,11 @@ def confirm_clock(ctx: Any, observer: Observer | None, node_id: str,
         before, wall, after, source = reading
         obs_lo, obs_hi = wall - after, wall - before
         exp_lo, exp_hi = min(e0, e1), max(e0, e1)
-        steady = exp_hi - exp_lo < tolerance  # no strobe flip during the reading
+        # No strobe flip during the reading: equal ends, and for a strobing clock a
+        # reading shorter than the shortest strobe period (two flips look like none).
+        strobing = getattr(clock, "strobing", None)
+        steady = exp_hi - exp_lo < tolerance and (
+            after - before < STROBE_SPAN or not (callable(strobing) and strobing()))
         telling = min(abs(exp_lo), abs(exp_hi)) > (obs_hi - obs_lo) + 2 * tolerance
         if steady and telling:
             if obs_lo - tolerance <= exp_hi and exp_lo <= obs_hi + tolerance:
@@ -320,13 +326,23 @@ class LocalObserver:
             return None
         return probe_wall_clock(clock.env_for_process())
 
-    def preload_loaded(self, node_id: str) -> tuple[bool, str] | None:
+    def preload_loaded(self, node_id: str, settle: float = PROCESS_SETTLE) -> tuple[bool, str] | None:
         """Is libfaketime mapped into every live process of the node (``/proc/PID/maps``)?
 
         A static binary ignores ``LD_PRELOAD``, and a library that failed to
         preload is not mapped: then the node cannot see faked time, whatever a
-        probe process sees. None when no live process can be looked at.
+        probe process sees. None when no live process can be looked at. A node
+        (re)started a moment ago may not have run its loader yet (or not even
+        exec'd), so a missing mapping is looked at again for ``settle`` s.
         """
+        deadline = time.monotonic() + settle
+        while True:
+            answer = self._preload_once(node_id)
+            if answer is None or answer[0] or time.monotonic() >= deadline:
+                return answer
+            time.sleep(0.05)
+
+    def _preload_once(self, node_id: str) -> tuple[bool, str] | None:
         clock = self.backend.clocks.get(node_id)
         proc = self.backend.procs.get(node_id)
         if clock is None or proc is None:

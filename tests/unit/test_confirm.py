@@ -78,6 +78,23 @@ def test_an_offset_too_small_to_tell_is_unobservable_not_confirmed():
     assert ok is None and "too small" in why
 
 
+def test_a_slow_reading_of_a_strobing_clock_decides_nothing():
+    class Strobing(FakeClock):
+        def strobing(self) -> bool:
+            return True
+
+    class Slow(FakeObserver):
+        def wall_clock(self, node_id: str) -> float | None:
+            time.sleep(0.06)  # longer than a strobe period: the flips in between cannot be seen
+            return time.time()
+
+    ctx = Ctx(FakeBackend({"n2": Strobing(5.0)}, Slow()))
+    ok, _ = confirm_clock(ctx, ctx.backend.obs, "n2", budget=0.2)
+    assert ok is None
+    ctx.backend.obs = FakeObserver(skew=0.0)  # a quick reading of the same clock does decide
+    assert confirm_clock(ctx, ctx.backend.obs, "n2", budget=0.2)[0] is False
+
+
 def test_the_systems_own_clock_is_asked_first():
     class System:
         def wall_clock(self, node: NodeSpec, timeout: float = 0.3) -> float:
