@@ -189,7 +189,7 @@ def parse_plugin_options(value: Any, where: str) -> dict[str, dict[str, Any]]:
         for name, table in value.items():
             if not isinstance(table, Mapping):
                 raise ConfigError(f"{where}.{name}: expected a table of KEY = VALUE, e.g. "
-                                  f"[options.{name}] count = 2, got {table!r}")
+                                  f"[options.{name}] spare = 1, got {table!r}")
             out[str(name)] = {str(k): v for k, v in table.items()}
         return out
     items = [value] if isinstance(value, str) else list(value or ())
@@ -197,7 +197,7 @@ def parse_plugin_options(value: Any, where: str) -> dict[str, dict[str, Any]]:
         target, sep, raw = str(item).partition("=")
         name, dot, key = target.strip().rpartition(".")
         if not sep or not dot or not name or not key:
-            raise ConfigError(f"{where}: expected NAME.KEY=VALUE, e.g. crash-all.count=2, got {item!r}")
+            raise ConfigError(f"{where}: expected NAME.KEY=VALUE, e.g. crash-all.spare=1, got {item!r}")
         out.setdefault(name, {})[key] = raw.strip()
     return out
 

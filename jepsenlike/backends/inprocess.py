@@ -25,7 +25,10 @@ REFUSALS = {
 
 
 class InProcessBackend(Backend):
-    """Drives ``system.make_cluster(...)``'s fault switches; runs no node commands."""
+    """A cluster inside the harness (memory): kill and pause through its fault switches.
+
+    Runs no node commands: the system's ``make_cluster`` builds the cluster.
+    """
 
     name = "in-process"
     capabilities = frozenset({KILL, PAUSE})

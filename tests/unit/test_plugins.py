@@ -223,3 +223,14 @@ def test_a_system_plugin_with_options_gets_typed_settings_or_a_clear_error(tmp_p
     with pytest.raises(PluginError, match=r"^system plugin 'deaf' \(opt_plugin:Deaf, distribution opt-plugin\) "
                                           r"declares plugin_options but 'Deaf' takes no settings= argument"):
         get_system("deaf")
+    # The config file's [options.NAME] table, under the flags key by key; errors name the file key.
+    conf = tmp_path / "run.toml"
+    conf.write_text('system = "tuned"\nnemesis = ["kill"]\n\n[options.tuned]\nknob = 5\n')
+    assert build_config({}, conf).plugin_options == {"tuned": {"knob": 5}}
+    assert build_config({"plugin_options": ["tuned.knob=8"]}, conf).plugin_options == {"tuned": {"knob": 8}}
+    conf.write_text('system = "tuned"\nnemesis = ["kill"]\n\n[options.tuned]\nknbo = 5\n')
+    with pytest.raises(ConfigError, match=r"run.toml: options.tuned.knbo: plugin 'tuned' has no option 'knbo'; "
+                                          r"valid: knob$"):
+        build_config({}, conf)
+    with pytest.raises(ConfigError, match=r"^--option: expected NAME.KEY=VALUE, e.g. crash-all.spare=1, got 'knob'$"):
+        build_config({"system": "tuned", "plugin_options": ["knob"]})
