@@ -7,7 +7,7 @@ a table: runs, valid, invalid, unknown (with the reasons, counted), errors.
 The reference nodes have no seeded bug here, so an ``invalid`` is a false
 positive of the toolkit (or a real bug in a reference node): its run
 directory is listed and kept. Run directories of valid runs are deleted to
-save space; the others stay under ``--store`` for inspection.
+save space; the others stay for inspection (a temporary store is kept then).
 
 Run:  python benchmarks/bench_soak.py [--runs 50] [--time-limit 30] [--systems raft,paxos]
 Goal (not asserted): 0 invalid over >= 50 runs per system, unknown < 5%.
@@ -41,6 +41,7 @@ class Row:
     counts: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     invalid_dirs: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # run dirs of every run that was not valid
     seconds: float = 0.0
 
 
@@ -72,8 +73,12 @@ def one_run(system: str, seed: int, store: Path, nemesis: str, extra: list[str])
         except (OSError, ValueError):
             reason = "(no results.json)"
     if outcome == "error":
-        tail = [ln for ln in p.stderr.splitlines() if ln.strip()][-1:] or ["(no output)"]
-        reason = f"exit {p.returncode}: {reason_key(tail[0])}"
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        said = [ln for ln in lines if ln.startswith(("jepsenlike: error:", "jepsenlike: the harness crashed"))]
+        reason = f"exit {p.returncode}: {reason_key((said or lines[-1:] or ['(no output)'])[0])}"
+        if run_dir is None:
+            m = re.search(r" in (\S+/\d{8}T\d{6}\.\d{3}(?:-\d+)?)$", p.stderr, re.M)
+            run_dir = m.group(1) if m else None
     return outcome, reason, run_dir
 
 
@@ -112,11 +117,14 @@ def main() -> None:
                     row.reasons[f"INVALID: {reason}"] += 1
                 if outcome == "valid" and run_dir:
                     shutil.rmtree(run_dir, ignore_errors=True)
+                elif run_dir:
+                    row.kept.append(run_dir)
                 print(f"  {system} run {i + 1}/{args.runs} seed {args.seed + i}: {outcome}"
                       + (f" ({reason})" if reason else ""), file=sys.stderr, flush=True)
             row.seconds = time.monotonic() - t0
     finally:
-        if not args.store:
+        kept = [r for row in rows for r in row.kept]
+        if not args.store and not kept:
             shutil.rmtree(store, ignore_errors=True)
 
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; nemesis {nemesis}; "
@@ -130,6 +138,8 @@ def main() -> None:
     for r in rows:
         for d in r.invalid_dirs:
             print(f"invalid run kept: {d}")
+    if any(r.kept for r in rows):
+        print(f"runs that were not valid are kept under {store}")
 
 
 if __name__ == "__main__":
