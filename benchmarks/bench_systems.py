@@ -28,7 +28,7 @@ from pathlib import Path
 
 from jepsenlike.config import build_config
 from jepsenlike.errors import JepsenlikeError
-from jepsenlike.history import read_history
+from jepsenlike.history_io import read_history
 from jepsenlike.runner import run_test
 from jepsenlike.systems import get_system
 

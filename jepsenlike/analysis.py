@@ -8,8 +8,11 @@ verdict is about the file on disk, never about memory: :func:`check_run`
 reads ``history.jsonl`` back, runs the workload's checker and every extra
 ``checkers`` plugin the config names (a plugin that fails to load or answers
 nonsense makes the verdict ``unknown``, never a crash), computes statistics
-and fault coverage (a requested fault that was refused or never fired makes
-the run ``unknown``), and writes ``results.json``. :func:`write_report`
+and fault coverage (a requested fault that was refused, never fired or was not
+confirmed on its node makes the run ``unknown``), judges whether the run saw
+the acknowledged ops its checker needs in a checkable shape
+(:mod:`jepsenlike.evidence`: a vacuous run is ``unknown``, a wrong-shape read
+``invalid``), keeps an interrupted run's marker, and writes ``results.json``. :func:`write_report`
 renders ``report.html`` and the plots; a report never changes or hides a
 verdict.
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 from jepsenlike.checkers.result import UNKNOWN, Result, check_safe, merge_valid
 from jepsenlike.coverage import coverage_verdict, describe_coverage, fault_coverage
+from jepsenlike.evidence import judge as judge_evidence
 from jepsenlike.history_io import read_history
 from jepsenlike.stats import compute_stats
 from jepsenlike.store import HISTORY_FILE, RESULTS_FILE, write_json
@@ -66,6 +70,9 @@ def check_run(
     if stats["totals"].get("ok", 0) == 0:
         verdicts.append(UNKNOWN)
         add("no client op succeeded: the run proves nothing")
+    for valid, reason in judge_evidence(workload, hist, test_doc):
+        verdicts.append(valid)
+        add(reason)
     nemesis_doc: dict[str, Any] = {"fired": fired if fired is not None else stats["faults"]}
     if isinstance(test_doc.get("faults"), dict):
         end = phases.get("end")
@@ -74,8 +81,14 @@ def check_run(
         nemesis_doc["coverage"] = coverage
         nemesis_doc["summary"] = describe_coverage(coverage)
         verdicts.append(covered)
-        for reason in reasons:
+        for reason in reasons if not test_doc.get("interrupted") else ():
             add(reason)
+    interrupted = bool(test_doc.get("interrupted"))
+    if interrupted:  # the marker survives analyze; the partial run is not blamed on its faults
+        reason = test_doc.get("interrupted_reason")
+        verdicts.append(UNKNOWN)
+        add(f"the run was interrupted{f' ({reason})' if reason else ''}: the history is partial, "
+            "so fault coverage and availability describe only the part that ran")
     results: dict[str, Any] = {
         "valid": merge_valid(verdicts),
         "explanation": explanation,
@@ -85,6 +98,10 @@ def check_run(
         "reproduce": test_doc.get("reproduce"),
         "seed": test_doc.get("seed"),
     }
+    if interrupted:
+        results["interrupted"] = True
+        if test_doc.get("interrupted_reason"):
+            results["interrupted_reason"] = test_doc["interrupted_reason"]
     if extra:
         results["checkers"] = extra
     if note := workload.checker_note():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 import re
@@ -340,9 +341,12 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(str(value).rstrip("s")) if isinstance(value, str) else float(value)
+            number = float(str(value).rstrip("s")) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number (seconds), got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     return value
@@ -442,6 +446,7 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
     from jepsenlike.nemesis import PackageOptions, build_packages, nemesis_names, parse_target_spec
     from jepsenlike.nemesis.clock import CLOCK_FAULTS
     from jepsenlike.nemesis.grudge import partition_shape, validate_grudge
+    from jepsenlike.store import check_store
     from jepsenlike.systems import get_system
     from jepsenlike.workloads import workload_names
 
@@ -450,6 +455,8 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
 
     def positive(name: str, minimum: float = 0, strict: bool = True) -> None:
         v = getattr(config, name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{src(name)}: expected a finite number, got {v!r}")
         if (v <= minimum) if strict else (v < minimum):
             rel = ">" if strict else ">="
             raise ConfigError(f"{src(name)}: must be {rel} {minimum:g}, got {v!r}")
@@ -487,11 +494,14 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
     positive("check_timeout")
     if config.seed is not None and not 0 <= config.seed < 2**63:
         raise ConfigError(f"{src('seed')}: must be in [0, 2**63), got {config.seed}")
+    # Fault options are validated only for the faults asked for: `--nodes 1
+    # --nemesis none` must not fail on the default partition shapes.
+    asked = set(config.nemesis)
     if not config.targets:
         raise ConfigError(f"{src('targets')}: needs at least one target spec")
     node_ids = [f"n{i + 1}" for i in range(config.nodes)]
     try:
-        for t in config.targets:
+        for t in config.targets if asked else ():
             parse_target_spec(t, node_ids)
     except ConfigError as e:
         raise ConfigError(str(e).replace("--targets", src("targets"), 1)) from None
@@ -522,7 +532,11 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
     except ConfigError as e:
         raise ConfigError(f"{src('system_options')}: {e}") from None
 
-    for shape in config.partition_shapes:
+    if "partition" in asked and config.nodes < 2:
+        others = ",".join(n for n in config.nemesis if n != "partition") or "none"
+        raise ConfigError(f"{src('nemesis')}: partition needs at least 2 nodes, got {config.nodes}; "
+                          f"leave it out, e.g. --nemesis {others}")
+    for shape in config.partition_shapes if "partition" in asked else ():
         if shape == LEADER_SHAPE:
             if len(node_ids) < 2:
                 raise ConfigError(f"{src('partition_shapes')}: shape 'leader' needs at least 2 nodes")
@@ -532,25 +546,25 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
         except ConfigError as e:
             msg = str(e).replace("; available: ", "; available: leader, ", 1)
             raise ConfigError(f"{src('partition_shapes')}: {msg}") from None
-    if not config.partition_shapes and config.grudge is None:
+    if "partition" in asked and not config.partition_shapes and config.grudge is None:
         raise ConfigError(f"{src('partition_shapes')}: needs at least one shape "
                           f"({', '.join(PARTITION_SHAPES)}) or a --grudge")
-    if config.grudge is not None:
+    if config.grudge is not None and "partition" in asked:
         try:
             grudge = validate_grudge(config.grudge, node_ids)
         except ConfigError as e:
             raise ConfigError(f"{src('grudge')}: {e}") from None
         if not any(grudge.values()):
             raise ConfigError(f"{src('grudge')}: the grudge cuts nothing: {config.grudge!r}")
-    for kind in config.clock_faults:
+    for kind in config.clock_faults if "clock" in asked else ():
         if kind not in CLOCK_FAULTS:
             raise ConfigError(f"{src('clock_faults')}: unknown clock fault {kind!r}; available: {', '.join(CLOCK_FAULTS)}")
-    if not config.clock_faults:
+    if "clock" in asked and not config.clock_faults:
         raise ConfigError(f"{src('clock_faults')}: needs at least one of {', '.join(CLOCK_FAULTS)}")
     positive("clock_skew")
     positive("slow_latency_ms", 0, strict=False)
     positive("slow_jitter_ms", 0, strict=False)
-    if not 0.0 <= config.flaky_probability <= 1.0:
+    if not math.isfinite(config.flaky_probability) or not 0.0 <= config.flaky_probability <= 1.0:
         raise ConfigError(f"{src('flaky_probability')}: must be in [0, 1], got {config.flaky_probability!r}")
     for name in config.checkers:
         try:
@@ -562,6 +576,7 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
     except ConfigError as e:
         raise ConfigError(str(e).replace(f"--backend {config.backend}", src("backend"), 1)) from None
     resolve_plugin_options(config, where)
+    check_store(config.store, src("store"))
     # Unknown names and incompatible combinations fail here; a fault the backend
     # cannot inject is not an error: the run records it as refused (verdict unknown).
     packages = build_packages(config.nemesis, PackageOptions.from_config(config))

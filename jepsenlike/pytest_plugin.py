@@ -173,7 +173,7 @@ def run_jepsenlike(store: Path, timeout: float | None = None, env: dict[str, str
     was not valid (else the last run); ``run_dirs`` has them all.
     """
     store.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "jepsenlike", "run", *to_flags(options), "--store", str(store), "--quiet"]
+    cmd = [sys.executable, "-P", "-m", "jepsenlike", "run", *to_flags(options), "--store", str(store), "--quiet"]
     t0 = time.monotonic()
     latest_before = _latest(store)
     if timeout is None:

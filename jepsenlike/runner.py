@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import signal
 import sys
 import threading
@@ -54,9 +55,11 @@ from typing import Any, TextIO
 from jepsenlike.analysis import check_run, write_report
 from jepsenlike.backends import CLOCK, Backend, backend_refusals, make_backend
 from jepsenlike.backends.owned import FaultLedger
+from jepsenlike.capabilities import check_workload, fault_refusal, plan_faults
 from jepsenlike.checkers.result import UNKNOWN
 from jepsenlike.client import Router
-from jepsenlike.config import TestConfig
+from jepsenlike.config import DEFAULT_NEMESES, TestConfig
+from jepsenlike.confirm import confirm_completion
 from jepsenlike.errors import HarnessBug
 from jepsenlike.gen import Generator, run_final, run_generator
 from jepsenlike.generator import Phases, Tally, Worker, derive_rng, start_thread
@@ -75,6 +78,7 @@ from jepsenlike.nemesis import (
 from jepsenlike.nemesis.schedule import (
     chaos_generator,
     load_schedule,
+    min_chaos_seconds,
     schedule_generator,
     schedule_json,
 )
@@ -88,6 +92,7 @@ from jepsenlike.store import (
     versions,
     write_json,
 )
+from jepsenlike.storeguard import STORE_ERRNOS, Ballast, GuardedHistory, GuardedLog, StoreWriteError
 from jepsenlike.systems import System, get_system
 from jepsenlike.workloads import Workload, get_workload
 
@@ -178,14 +183,17 @@ class NemesisDriver:
     def _save_traceback(self, op: FaultOp, e: BaseException, at_s: float) -> None:
         if self.errors_path is None:
             return
-        with open(self.errors_path, "a", encoding="utf-8") as fh:
-            fh.write(f"--- {at_s:.3f}s nemesis op {op.f} value={op.value!r}\n")
-            fh.write("".join(traceback.format_exception(e)))
+        try:
+            with open(self.errors_path, "a", encoding="utf-8") as fh:
+                fh.write(f"--- {at_s:.3f}s nemesis op {op.f} value={op.value!r}\n")
+                fh.write("".join(traceback.format_exception(e)))
+        except OSError:  # a full store: the run stops through the store guard, not here
+            pass
 
     def fire(self, op: FaultOp) -> FaultOp:
         inv = self.history.record("nemesis", "invoke", op.f, value=op.value)
         try:
-            done = self.nemesis.invoke(self.ctx.on_nodes(op.nodes), op)
+            done = confirm_completion(self.ctx, op, self.nemesis.invoke(self.ctx.on_nodes(op.nodes), op))
         except NemesisContractError:
             raise
         except Exception as e:  # a fault that could not be applied is recorded, not fatal
@@ -207,7 +215,8 @@ class NemesisDriver:
         try:
             run_generator(gen, self.fire, now, stop)
         except BaseException as e:
-            if not isinstance(e, NemesisContractError):  # a generator that raised: keep its traceback
+            # a generator that raised: keep its traceback (a failed store write is not one)
+            if not isinstance(e, NemesisContractError | StoreWriteError):
                 self._save_traceback(FaultOp("(generator)"), e, now())
             self.error = e
 
@@ -276,7 +285,9 @@ class Run:
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     backend: Backend | None = None
     leaders: LeaderCache | None = None
-    history: HistoryWriter | None = None
+    history: GuardedHistory | None = None
+    ballast: Ballast | None = None
+    stopped_because: str | None = None
     ctx: RunContext | None = None
     driver: NemesisDriver | None = None
     workers: list[Worker] = field(default_factory=list)
@@ -296,6 +307,8 @@ class Run:
         self.phases[phase] = int(self.now_s() * 1e9)
 
     def tick(self, phase: str) -> None:
+        if self.history is not None:
+            self.history.check()  # a store write that failed in any thread stops the run here
         if self.progress:
             el = self.now_s()
             self.progress({"phase": phase, "elapsed": el, "remaining": max(0.0, self.plan.chaos_end - el),
@@ -313,9 +326,10 @@ class Run:
 # -- preparation ----------------------------------------------------------------------
 
 
-def _select_packages(config: TestConfig, system: System) -> tuple[list[NemesisPackage], dict[str, str]]:
-    """The packages this backend can run, and the refused ones with the reason."""
-    requested = build_packages(config.nemesis, PackageOptions.from_config(config))
+def _select_packages(config: TestConfig, system: System,
+                     fault_names: list[str]) -> tuple[list[NemesisPackage], dict[str, str]]:
+    """The packages this backend and system can run, and the refused ones with the reason."""
+    requested = build_packages(fault_names, PackageOptions.from_config(config))
     caps, cap_reasons = backend_refusals(config.backend, system, config.nodes, config.plugin_options)
     packages, refused = [], {}
     for pkg in requested:
@@ -323,6 +337,8 @@ def _select_packages(config: TestConfig, system: System) -> tuple[list[NemesisPa
         if why:
             missing = sorted(set(pkg.nemesis.requires) - set(caps))
             refused[pkg.name] = why + "".join(f": {cap_reasons[c]}" for c in missing if c in cap_reasons)
+        elif why := fault_refusal(system, pkg.name, pkg.nemesis.requires):
+            refused[pkg.name] = why
         else:
             packages.append(pkg)
     return packages, refused
@@ -346,9 +362,11 @@ def prepare(config: TestConfig, say: Callable[[str], None], progress: Progress |
     assert config.seed is not None, "build_config draws the seed"
     system = get_system(config.system, config.plugin_options)
     system.configure(config.system_option_map(), config.bug)
+    check_workload(system, config.workload)
     workload = get_workload(config.workload, check_timeout=config.check_timeout,
                             plugin_options=config.plugin_options)
-    packages, refused = _select_packages(config, system)
+    fault_names, dropped = plan_faults(system, config.nemesis, DEFAULT_NEMESES)
+    packages, refused = _select_packages(config, system, fault_names)
     plan = Phases.for_config(config)
     run_dir = new_run_dir(config.store, config.test_name)
     update_latest(config.store, run_dir)
@@ -360,17 +378,26 @@ def prepare(config: TestConfig, say: Callable[[str], None], progress: Progress |
     if note := workload.checker_note():
         test_doc["checker_note"] = note
     test_doc["faults"] = {
-        "requested": list(config.nemesis),
+        "requested": fault_names,
+        **({"dropped": dropped} if dropped else {}),
         "packages": {p.name: {"start": sorted(p.start_fs), "stop": sorted(p.stop_fs), "lane": p.lane}
                      for p in packages},
         "refused": refused,
+        # the shortest --time-limit whose chaos phase starts every fault (coverage hints at it)
+        "min_time_limit": math.ceil(10 * (config.warmup + min_chaos_seconds(packages, config.nemesis_interval)
+                                          + 0.05)) / 10,
     }
     gen = _nemesis_generator(config, packages, plan, test_doc)
     write_json(run_dir / TEST_FILE, test_doc)
+    for name, why in dropped.items():
+        say(f"jepsenlike: note: fault {name!r} left out of the default set: {why}")
     for name, why in refused.items():
         say(f"jepsenlike: warning: fault {name!r} refused, the verdict will be unknown: {why}")
     nemesis = Validate(compose(p.nemesis for p in packages))
-    return Run(config, system, workload, packages, nemesis, plan, run_dir, test_doc, gen, say, progress)
+    run = Run(config, system, workload, packages, nemesis, plan, run_dir, test_doc, gen, say, progress)
+    # storeguard: room kept for the final records should the store fill up (jepsenlike.storeguard)
+    run.ballast = Ballast(run_dir)
+    return run
 
 
 # -- the phases -------------------------------------------------------------------------
@@ -379,7 +406,8 @@ def prepare(config: TestConfig, say: Callable[[str], None], progress: Progress |
 def phase_setup(run: Run) -> None:
     """Start the cluster, open the history, set up the nemesis and the workers."""
     config, system, stack = run.config, run.system, run.stack
-    nemlog = stack.enter_context(open(run.run_dir / NEMESIS_LOG, "w", encoding="utf-8"))
+    nemlog = GuardedLog(stack.enter_context(open(run.run_dir / NEMESIS_LOG, "w", encoding="utf-8")),
+                        run.run_dir / NEMESIS_LOG)
     backend = make_backend(config.backend, system, config.nodes, run.run_dir,
                            bug=config.bug, seed=config.seed, ready_timeout=config.ready_timeout,
                            clocks=any(CLOCK in p.nemesis.requires for p in run.packages),
@@ -396,7 +424,9 @@ def phase_setup(run: Run) -> None:
     if system.can_tell_leader and not _wait_until(lambda: leaders.fresh() is not None, config.ready_timeout):
         run.say("jepsenlike: warning: no leader elected yet; starting anyway")
 
-    run.history = HistoryWriter(run.run_dir / HISTORY_FILE)
+    # storeguard: a failed history write stops the run cleanly, the file cut to its last line
+    run.history = GuardedHistory(HistoryWriter(run.run_dir / HISTORY_FILE), run.run_dir / HISTORY_FILE)
+    nemlog.guard = run.history
     stack.callback(run.history.close)
     run.ctx = RunContext(config, system, backend, derive_rng(config.seed, "targets"), leaders,
                          backend.node_ids, FaultLedger(backend))
@@ -519,11 +549,18 @@ def _close(run: Run, interrupted: bool, crash: BaseException | None) -> None:
     try:
         run.stack.close()
     finally:
+        if run.ballast is not None:
+            run.ballast.release()  # room for the final records even on a full disk
         run.test_doc["phases"] = run.phases
         run.test_doc["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if interrupted:
             run.test_doc["interrupted"] = True
-        write_json(run.run_dir / TEST_FILE, run.test_doc)
+        if run.stopped_because:
+            run.test_doc["interrupted_reason"] = run.stopped_because
+        try:
+            write_json(run.run_dir / TEST_FILE, run.test_doc)
+        except OSError as e:
+            run.say(f"jepsenlike: {run.run_dir / TEST_FILE} not updated: {e}")
         if crash is not None:
             write_json(run.run_dir / RESULTS_FILE, {
                 "valid": UNKNOWN, "crashed": f"{type(crash).__name__}: {crash}",
@@ -545,6 +582,13 @@ def execute(run: Run) -> bool:
                 phase(run)
     except KeyboardInterrupt:
         interrupted = True
+    except StoreWriteError as e:
+        interrupted, run.stopped_because = True, str(e)
+    except OSError as e:
+        if e.errno not in STORE_ERRNOS:
+            crash = e
+            raise
+        interrupted, run.stopped_because = True, f"the store could not be written ({e})"
     except BaseException as e:
         crash = e
         raise
@@ -575,10 +619,19 @@ def run_test(
     say = say or (lambda s: print(s, file=sys.stderr, flush=True))
     run = prepare(config, say, progress)
     if execute(run):
-        write_json(run.run_dir / RESULTS_FILE, {
+        why = f"stopped: {run.stopped_because}" if run.stopped_because else "interrupted before the end"
+        results: dict[str, Any] = {
             "valid": UNKNOWN, "interrupted": True,
-            "explanation": "interrupted before the end; the history is partial "
-                           f"(re-check with: jepsenlike analyze {run.run_dir})"})
+            "explanation": f"{why}; the history is partial (re-check with: jepsenlike analyze {run.run_dir})"}
+        if run.stopped_because:
+            results["interrupted_reason"] = run.stopped_because
+        try:
+            write_json(run.run_dir / RESULTS_FILE, results)
+        except OSError as e:
+            say(f"jepsenlike: {run.run_dir / RESULTS_FILE} not written: {e}")
+        if run.stopped_because:
+            raise StoreWriteError(f"{run.stopped_because}; the run stopped (faults healed, nodes stopped); "
+                                  f"check what was recorded with: jepsenlike analyze {run.run_dir}")
         raise KeyboardInterrupt(str(run.run_dir))
     results = check_run(run.run_dir, run.workload, run.test_doc,
                         fired=run.driver.fired if run.driver else [])

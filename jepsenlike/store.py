@@ -40,18 +40,58 @@ def timestamp(now: float | None = None) -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.localtime(t)) + f".{int((t % 1) * 1000):03d}"
 
 
+KERNEL_FILESYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def check_store(store: str | os.PathLike[str], where: str = "--store") -> None:
+    """Refuse a store the run could not write, before anything starts; creates nothing.
+
+    Raises:
+        ConfigError: one line naming the store and the problem: a file, not a
+        directory; under a kernel filesystem; on a read-only filesystem; not writable.
+    """
+    p = Path(store)
+    absolute = Path(os.path.abspath(p))
+    fix = "give a writable directory, e.g. --store ./store"
+    for kernel in KERNEL_FILESYSTEMS:
+        if absolute == Path(kernel) or Path(kernel) in absolute.parents:
+            raise ConfigError(f"{where}: {p} is under {kernel}, a kernel filesystem; {fix}")
+    existing = absolute
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == absolute else f"is under {existing}, which is a file"
+        raise ConfigError(f"{where}: {p} {what}, not a directory; {fix}")
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise ConfigError(f"{where}: {p} is on a read-only filesystem ({existing}); {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: {p} is not writable ({existing}: permission denied); {fix}")
+
+
 def new_run_dir(store: str | os.PathLike[str], test_name: str, now: float | None = None) -> Path:
-    """Create and return a fresh run directory (never reuses an existing one)."""
+    """Create and return a fresh run directory (never reuses an existing one).
+
+    Raises:
+        ConfigError: the directory cannot be created (one line, with the OS's reason).
+    """
     base = Path(store) / test_name
-    base.mkdir(parents=True, exist_ok=True)
     stamp = timestamp(now)
-    for n in range(1000):
-        run = base / (stamp if n == 0 else f"{stamp}-{n}")
-        try:
-            run.mkdir()
-            return run
-        except FileExistsError:
-            continue
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            run = base / (stamp if n == 0 else f"{stamp}-{n}")
+            try:
+                run.mkdir()
+                return run
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise ConfigError(f"--store: cannot create a run directory under {base}: "
+                          f"{e.strerror or e}; give a writable directory") from None
     raise ConfigError(f"--store: cannot create a fresh run directory under {base}")
 
 

@@ -21,12 +21,17 @@ from jepsenlike.nemesis.package import (
     build_packages,
 )
 from jepsenlike.nemesis.registry import REGISTRY, nemesis_names
-from jepsenlike.nemesis.schedule import ScheduledFault, load_schedule, plan_schedule
+from jepsenlike.nemesis.schedule import (
+    ScheduledFault,
+    load_schedule,
+    min_chaos_seconds,
+    plan_schedule,
+)
 from jepsenlike.nemesis.targets import TARGET_SPECS, parse_target_spec, resolve_targets
 
 __all__ = [
     "REGISTRY", "TARGET_SPECS", "Composed", "FaultOp", "Nemesis", "NemesisContext",
     "NemesisContractError", "NemesisPackage", "PackageOptions", "ScheduledFault", "Validate",
-    "build_packages", "compose", "load_schedule", "nemesis_names", "parse_target_spec", "plan_schedule",
-    "refusal", "resolve_targets",
+    "build_packages", "compose", "load_schedule", "min_chaos_seconds", "nemesis_names", "parse_target_spec",
+    "plan_schedule", "refusal", "resolve_targets",
 ]

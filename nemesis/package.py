@@ -27,8 +27,12 @@ timelines, in parallel: ``clock`` (lane ``clock``), ``slow`` and ``flaky``
 (lane ``links``) degrade a cluster rather than cut it, and some bugs only show
 when a degradation overlaps a cut (a clock stepped back *while* its node is
 partitioned away). Within a lane the package comes from a shuffled deck: every
-package of the lane fires once before any fires twice, so a chaos phase with
-room for as many cycles as the lane has packages exercises them all.
+package of the lane fires once before any fires twice. When the chaos phase is
+too short for every package of a lane to start once at ``interval`` (each start
+and stop gap can be 1.5 intervals long), that lane's gaps shrink to fit
+(:func:`jepsenlike.nemesis.schedule.lane_step`), down to half a second; so the default settings fire every
+requested fault at least once even in a short run, and
+:func:`~jepsenlike.nemesis.schedule.min_chaos_seconds` says how long a chaos phase must be for that.
 
 Adding a nemesis
 ----------------

@@ -9,7 +9,9 @@ by :func:`chaos_generator` from the packages:
   :class:`LaneGen` deals them from a shuffled deck (every package of the lane
   fires once before any fires twice), fires a start op with a target drawn
   from the package's ``targets``, the matching stop op ``interval * U(0.5,
-  1.5)`` seconds later, and the next start after another such gap. Lanes run
+  1.5)`` seconds later, and the next start after another such gap (a lane
+  with too many packages for the chaos phase gets shorter gaps, see
+  :func:`lane_step`, so that each starts at least once). Lanes run
   in parallel (:func:`~jepsenlike.gen.any_of`); the first lane starts at the
   end of warm-up, the others up to half an interval later;
 * a package with a ``generator`` factory runs that generator on a timeline of
@@ -100,6 +102,34 @@ class LaneGen:
         return None
 
 
+MIN_STEP = 0.5
+"""Seconds: the shortest mean gap :func:`lane_step` shrinks a lane's interval to."""
+
+
+def lane_step(n_packages: int, interval: float, span: float) -> float:
+    """The mean gap a lane of ``n_packages`` uses in a chaos phase of ``span`` seconds:
+    ``interval``, or less when that leaves no room for every package to start once."""
+    if n_packages <= 0 or span <= 0:
+        return interval
+    fit = span / (1.5 * (2 * n_packages - 1))
+    return max(min(interval, fit), min(interval, MIN_STEP))
+
+
+def min_chaos_seconds(packages: Sequence[NemesisPackage], interval: float) -> float:
+    """The shortest chaos phase in which :func:`plan_schedule` starts every package at
+    least once, whatever the rng draws (0 without packages)."""
+    lanes: dict[str, int] = {}
+    for pkg in packages:
+        if pkg.generator is None:  # a package's own generator keeps its own timing
+            lanes[pkg.lane] = lanes.get(pkg.lane, 0) + 1
+    step = min(interval, MIN_STEP)
+    need = 0.0
+    for i, k in enumerate(lanes.values()):
+        offset = 0.0 if i == 0 else 0.5 * step
+        need = max(need, offset + 1.5 * (2 * k - 2) * step)
+    return need
+
+
 def heal_ops(packages: Sequence[NemesisPackage]) -> list[FaultOp]:
     """Every package's final ops, in package order."""
     return [op for pkg in packages for op in pkg.final]
@@ -119,8 +149,10 @@ def chaos_part(packages: Sequence[NemesisPackage], interval: float, start: float
     if interval > 0:
         for i, members in enumerate(lanes.values()):
             lane_rng = random.Random(rng.getrandbits(64))
-            first = start if i == 0 else start + interval * lane_rng.uniform(0.0, 0.5)
-            gens.append(LaneGen(members, interval, first, lane_rng))
+            # A lane too full for the chaos phase gets shorter gaps (see lane_step).
+            step = lane_step(len(members), interval, end - start)
+            first = start if i == 0 else start + step * lane_rng.uniform(0.0, 0.5)
+            gens.append(LaneGen(members, step, first, lane_rng))
     for pkg in own:
         assert pkg.generator is not None
         own_rng = random.Random(rng.getrandbits(64))

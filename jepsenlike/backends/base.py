@@ -36,7 +36,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from jepsenlike.errors import JepsenlikeError
 from jepsenlike.systems.base import NodeSpec
@@ -179,6 +179,10 @@ class Backend(ABC):
     def log_files(self) -> dict[str, Path]:
         """Node id -> its log file, for backends that capture logs."""
         return {}
+
+    def observer(self) -> Any:
+        """What confirms faults on this backend's nodes (:mod:`jepsenlike.confirm`), or None."""
+        return None
 
     def __enter__(self) -> Backend:
         return self

@@ -78,3 +78,8 @@ class InProcessBackend(Backend):
 
     def node_state(self, node_id: str) -> str:
         return self.state[node_id]
+
+    def observer(self) -> Any:
+        from jepsenlike.confirm import InProcessObserver
+
+        return InProcessObserver(self)

@@ -43,6 +43,10 @@ is started with its ``env_for_process()``. Clocks are only preloaded when the
 run asks for clock faults (``clocks=True``): the preload makes every wall-clock
 read of a node reread its control file.
 
+Nodes are forked through :func:`jepsenlike.procguard.spawn`: each dies with
+the harness even when the harness is SIGKILLed (a parent-death signal), and
+``jepsenlike clean`` finds what an earlier killed run left.
+
 Nothing is left behind: :meth:`LocalBackend.teardown` (SIGCONT + SIGTERM,
 then SIGKILL after a short grace; then the proxies are stopped and the clock
 driver threads joined) runs from the runner's ``finally``; every
@@ -63,7 +67,9 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from jepsenlike import procguard
 from jepsenlike.backends.base import (
     CLOCK,
     KILL,
@@ -348,8 +354,11 @@ class LocalBackend(Backend):
             fh.write(f"--- jepsenlike: {why} at {time.strftime('%H:%M:%S')}: {' '.join(argv)}\n".encode())
             fh.flush()
             clock = self.clocks.get(node.id)
-            proc = subprocess.Popen(
+            # procguard: the node dies with the harness, even on SIGKILL (parent-death signal).
+            proc = procguard.spawn(
                 argv,
+                run_dir=self.run_dir,
+                node=node.id,
                 env=clock.env_for_process() if clock is not None else None,
                 stdin=subprocess.DEVNULL,
                 stdout=fh,
@@ -430,6 +439,8 @@ class LocalBackend(Backend):
                 shutil.rmtree(node.data_dir, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     Path(node.data_dir).parent.rmdir()  # only if now empty
+        for proc in (*self._retired, *procs.values()):
+            procguard.forget(proc)
         untrack_live(self)
 
     @staticmethod
@@ -515,6 +526,11 @@ class LocalBackend(Backend):
     def node_state(self, node_id: str) -> str:
         with self._lock:
             return self.state.get(node_id, "up")
+
+    def observer(self) -> Any:
+        from jepsenlike.confirm import LocalObserver
+
+        return LocalObserver(self)
 
     def pids(self) -> list[int]:
         """Process ids of every node process this backend ever started."""

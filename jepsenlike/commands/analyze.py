@@ -41,19 +41,37 @@ def analyze_command(args: argparse.Namespace) -> int:
         return 255
 
 
+def validate_stored(config: Any) -> None:
+    """The few config fields analyze uses must have their types (a hand-edited test.json)."""
+    if not isinstance(config.workload, str):
+        raise TypeError(f"workload must be a string, got {config.workload!r}")
+    if isinstance(config.check_timeout, bool) or not isinstance(config.check_timeout, int | float):
+        raise TypeError(f"check_timeout must be a number, got {config.check_timeout!r}")
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from jepsenlike.analysis import check_run, write_report
     from jepsenlike.commands.run import print_report
     from jepsenlike.config import TestConfig
     from jepsenlike.errors import ConfigError
+    from jepsenlike.numbers import check_number
     from jepsenlike.store import RESULTS_FILE, TEST_FILE, read_json, resolve_run_dir
     from jepsenlike.workloads import get_workload
 
+    check_number("--check-timeout", args.check_timeout)
     run_dir = resolve_run_dir(args.run_dir)
-    doc = read_json(run_dir / TEST_FILE)
+    try:
+        doc = read_json(run_dir / TEST_FILE)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"RUN_DIR: {run_dir / TEST_FILE} is not readable JSON ({e}); "
+                          f"restore it or re-run the test") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise ConfigError(f"RUN_DIR: {run_dir / TEST_FILE} has no usable config (expected an object "
+                          f"with a \"config\" object); restore it or re-run the test")
     try:
         config = TestConfig.from_dict(doc["config"])
-    except (KeyError, TypeError) as e:
+        validate_stored(config)
+    except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"RUN_DIR: {run_dir / TEST_FILE} has no usable config: {e}") from None
     if args.check_timeout is not None:
         config = dataclasses.replace(config, check_timeout=args.check_timeout)

@@ -7,8 +7,13 @@ records what it creates before it creates it, so that this command can find
 the leftovers of every run whose harness is gone (runs still alive are left
 alone):
 
-* ``--backend local`` (the default): the netns mode's network namespaces, veth
-  links, bridge and FORWARD rule (:mod:`jepsenlike.backends.netns`).
+* ``--backend local`` (the default): node processes of killed runs, found from
+  the pid files in the runtime directory (pid and start time, so a reused pid is
+  never killed) and from the environment markers every node carries
+  (:mod:`jepsenlike.procguard`; nodes normally die with the harness through a
+  parent-death signal, this catches what that cannot reach); then the netns
+  mode's network namespaces, veth links, bridge and FORWARD rule
+  (:mod:`jepsenlike.backends.netns`).
 * ``--backend ssh --hosts-file FILE``: on every host, the node process groups
   of runs whose agent is gone, their run directories and the ``JEPSENLIKE``
   iptables chain (:func:`jepsenlike.backends.ssh.agent.clean`); each run's
@@ -33,7 +38,7 @@ def register(sub: Any) -> None:
         help="remove what killed runs left behind (local: namespaces, links, rules; ssh: hosts)",
         description=(
             "Remove the leftovers of runs whose harness was killed. Local backend (default): "
-            "network namespaces, veth links, the bridge and FORWARD rules of netns-mode runs. "
+            "node processes, and the network namespaces, veth links, the bridge and FORWARD rules of netns-mode runs. "
             "ssh backend: on every host of --hosts-file, the nodes of runs whose agent is gone, "
             "their run directories and the JEPSENLIKE iptables chain. Live runs are left alone. "
             "Docker: `jepsenlike docker clean`."
@@ -42,6 +47,8 @@ def register(sub: Any) -> None:
     p.add_argument("--backend", choices=("local", "ssh"), default="local",
                    help="which backend's leftovers to remove (default: local)")
     p.add_argument("--dry-run", action="store_true", help="local: only list what would be removed")
+    p.add_argument("--store", metavar="DIR", default=None,
+                   help="local: only node processes of runs stored under DIR (default: all)")
     p.add_argument("--hosts-file", metavar="FILE", help="ssh: the hosts file of the runs")
     p.add_argument("--all", action="store_true", help="ssh: also end runs whose agent is still live")
     p.add_argument("--purge", action="store_true", help="ssh: also remove the installed venvs")
@@ -56,11 +63,23 @@ def _clean(args: argparse.Namespace) -> int:
     if args.hosts_file or args.all or args.purge or args.plugin_options:
         raise ConfigError("--hosts-file/--all/--purge/--option are for --backend ssh; "
                           "add --backend ssh or drop them")
+    if args.store is not None and args.backend != "local":
+        raise ConfigError("--store is for the local backend; drop it")
     return _clean_local(args)
 
 
 def _clean_local(args: argparse.Namespace) -> int:
     from jepsenlike.backends.netns import clean_leftovers
+    from jepsenlike.procguard import clean, runtime_dir
+
+    procs = clean(dry_run=args.dry_run, store=args.store)
+    kverb = "would kill" if args.dry_run else "killed"
+    for pid, run in procs.killed:
+        print(f"{kverb} pid {pid} (run {run})")
+    runs = len({run for _, run in procs.killed})
+    print(f"jepsenlike clean: {kverb} {len(procs.killed)} leftover process(es) of {runs} run(s); "
+          f"removed {procs.pid_files_removed} pid file(s) from {runtime_dir()}"
+          + (f"; {len(procs.live_runs)} live run(s) left alone" if procs.live_runs else ""))
 
     report = clean_leftovers(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"

@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt as e:
             if line:
                 line.finish()
-            where = f"; partial history in {e.args[0]}" if e.args and str(e.args[0]).startswith(cfg.store) else ""
+            where = _interrupted_where(e, cfg.store)
             print(f"jepsenlike: interrupted{where}", file=sys.stderr, flush=True)
             return 130
         except JepsenlikeError as e:
@@ -182,6 +182,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"=== {config.test_count} runs: {summary['valid']} valid, {summary['invalid']} invalid, "
               f"{summary['unknown']} unknown, {crashed} crashed")
     return finish()
+
+
+def _interrupted_where(e: KeyboardInterrupt, store: str) -> str:
+    """Where the partial history is, when the interrupted run got as far as writing one."""
+    run = str(e.args[0]) if e.args else ""
+    if not run.startswith(store):
+        return ""
+    if (Path(run) / "history.jsonl").exists():
+        return f"; partial history in {run}"
+    return f" before any op was recorded (no history in {run})"
 
 
 def verdict_word(valid: Any) -> str:
@@ -227,18 +237,20 @@ def print_report(results: dict[str, Any], run_dir: Any, config: TestConfig, out:
 
 
 class ProgressLine:
-    """One status line, rewritten in place (``\\r``); throttled when not a terminal."""
+    """On a terminal, one status line rewritten in place (``\\r``, 4 times a second);
+    piped or redirected, a plain line every ``every`` seconds (and at the end)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, every: float = 5.0) -> None:
         self.stream = stream
         self.tty = stream.isatty()
+        self.every = every
         self.last = 0.0
         self.width = 0
         self.shown = False
 
     def update(self, snap: dict[str, Any]) -> None:
         now = time.monotonic()
-        if now - self.last < (0.25 if self.tty else 1.0) and snap.get("phase") != "done":
+        if now - self.last < (0.25 if self.tty else self.every) and snap.get("phase") != "done":
             return
         self.last = now
         c = snap.get("counts", {})
@@ -252,10 +264,10 @@ class ProgressLine:
                 f"info {c.get('info', 0)}  faults: {fault_text}")
         if self.tty:
             self.stream.write("\r" + text + "\x1b[K")
+            self.shown = True
         else:
-            self.stream.write("\r" + text.ljust(self.width))
+            self.stream.write(text + "\n")
         self.width = len(text)
-        self.shown = True
         self.stream.flush()
 
     def finish(self) -> None:

@@ -374,6 +374,9 @@ def make_server(store: str | Path, host: str = "127.0.0.1", port: int = 8080, qu
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    from jepsenlike.numbers import check_number
+
+    check_number("--port", args.port, minimum=0, strict=False, maximum=65535)
     server = make_server(args.store, args.host, args.port, args.quiet)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"jepsenlike: warning: serving {args.store} on {args.host}: anyone who can reach it can "

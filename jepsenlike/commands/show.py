@@ -188,7 +188,7 @@ def render(run_dir: Path, console: Any, full: bool = False) -> None:
         for c in cols:
             t.add_column(c, overflow="fold")
         for row in rows:
-            style = "yellow" if len(row) > 1 and row[1] in ("refused", "never-fired") else None
+            style = "yellow" if len(row) > 1 and row[1] in ("refused", "never-fired", "unconfirmed") else None
             _add_row(t, *(str(v) for v in row), style=style)
         say(t)
     fired = fired_faults(run.results)

@@ -108,6 +108,8 @@ class LinkStats:
     """Connections accepted from ``src``."""
     upstream_failures: int = 0
     """Connections closed because ``dst`` could not be reached."""
+    dials: int = 0
+    """Connections the proxy opened to ``dst`` (none while a direction is held)."""
     forward_bytes: int = 0
     """Bytes delivered from ``src`` to ``dst``."""
     backward_bytes: int = 0
@@ -253,6 +255,7 @@ class PerLinkProxy:
                 # never have reached dst, so dst never hears of it.
                 cwriter.close()
                 return
+            self.stats.dials += 1
             try:
                 ureader, uwriter = await asyncio.open_connection(*self.upstream)
             except OSError:

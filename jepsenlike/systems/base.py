@@ -14,6 +14,11 @@ for what it needs:
   the ``leader`` routing and the ``leader`` nemesis target);
 * :meth:`System.open_client` -- a :class:`jepsenlike.client.NodeClient` for one
   node, one per worker so that workers never share a connection;
+* :attr:`System.workloads` and :attr:`System.faults` -- optionally, the
+  workloads and fault kinds it supports; others are refused up front
+  (:mod:`jepsenlike.capabilities`);
+* :meth:`System.wall_clock` -- optionally, the node's own wall clock, with
+  which clock faults are confirmed (:mod:`jepsenlike.confirm`);
 * :meth:`System.container_recipe` -- optionally, for the ``docker`` backend, a
   :class:`ContainerRecipe`: Dockerfile lines and files that put the system's own
   programs into the container, on top of jepsenlike's node image (default None:
@@ -153,6 +158,10 @@ class System(ABC):
     #: cannot act on this system (e.g. a static Go binary ignores libfaketime). Faults
     #: needing a listed capability are refused up front with this reason.
     refused_capabilities: Mapping[str, str] = {}
+    #: Workloads its API supports (``{"register", "set", "append"}``), or None: not declared.
+    workloads: frozenset[str] | None = None
+    #: Fault kinds that act on its nodes (see :mod:`jepsenlike.capabilities`), or None: not declared.
+    faults: frozenset[str] | None = None
 
     def fault_refusals(self) -> dict[str, str]:
         """Capability -> why this system cannot take faults that need it (default: the table)."""
@@ -226,6 +235,14 @@ class System(ABC):
             return None
         finally:
             client.close()
+
+    def wall_clock(self, node: NodeSpec, timeout: float = 0.3) -> float | None:
+        """The node's own wall clock now (epoch seconds), or None if it cannot tell.
+
+        Clock faults are confirmed with it (:mod:`jepsenlike.confirm`); with None
+        the backend starts a probe process under the node's preload instead.
+        """
+        return None
 
     #: True when :meth:`leader` can answer; the ``leader`` routing and target need it.
     can_tell_leader: bool = False

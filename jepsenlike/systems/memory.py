@@ -136,6 +136,8 @@ class MemorySystem(System):
     backends = ("in-process",)
     default_backend = "in-process"
     bugs = BUGS
+    workloads = frozenset({"register", "set", "append"})
+    faults = frozenset({"kill", "pause"})  # one store in one process: no links, no clocks
 
     def __init__(self) -> None:
         self.cluster: MemoryCluster | None = None

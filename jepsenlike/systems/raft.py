@@ -1,6 +1,7 @@
 """``raft``: the reference Raft nodes in :mod:`jepsenlike.models.raft`.
 
-Each node is ``python -m jepsenlike.models.raft`` with its id, client and
+Each node is ``python -P -m jepsenlike.models.raft`` (``-P``: whatever the
+working directory, the installed package is imported) with its id, client and
 peer addresses, the address it dials for every other node, its data dir and,
 optionally, a seeded bug and node options (``--system-options
 read-mode=lease`` becomes ``--read-mode lease``). Readiness is ``GET /status`` answering 200; the
@@ -23,6 +24,8 @@ class KVNodeSystem(System):
 
     module = ""
     can_tell_leader = True
+    workloads = frozenset({"register", "set", "append"})
+    faults = frozenset({"kill", "pause", "partition", "clock", "slow", "flaky"})
 
     @property
     def bugs(self) -> tuple[str, ...] | None:  # type: ignore[override]
@@ -35,7 +38,10 @@ class KVNodeSystem(System):
 
     def node_command(self, node: NodeSpec, peers: dict[str, str], *, bug: str | None, seed: int) -> list[str]:
         argv = [
-            sys.executable, "-m", self.module,
+            # -P: the working directory is not put first on sys.path, so a source
+            # checkout's ./jepsenlike/ (run from the clone's root) cannot shadow the
+            # installed package, whose jepsenlike.models is mapped from ./models/.
+            sys.executable, "-P", "-m", self.module,
             "--id", node.id,
             "--client-addr", node.client_addr,
             "--peer-addr", node.peer_addr,
@@ -53,6 +59,12 @@ class KVNodeSystem(System):
         from jepsenlike.models.client import KVClient
 
         return KVClient(node.client_addr, timeout=timeout)
+
+    def wall_clock(self, node: NodeSpec, timeout: float = 0.3) -> float | None:
+        """The ``time`` field of ``GET /status``: the node process's own ``time.time()``."""
+        st = self.status(node, timeout)
+        value = (st or {}).get("time")
+        return float(value) if isinstance(value, (int, float)) else None
 
     def leader(self, nodes: list[NodeSpec], timeout: float = 0.5) -> str | None:
         best: tuple[int, str] | None = None

@@ -45,9 +45,19 @@ class AppendWorkload(Workload):
             k += 1
 
     def completion_value(self, inv: Invocation, completion: dict[str, Any]) -> Any:
-        if completion.get("type") == "ok" and isinstance(completion.get("value"), list):
-            return completion["value"]
+        if completion.get("type") == "ok":
+            return completion.get("value")  # as the system said it; a wrong shape is reported
         return inv.value
+
+    def missing_evidence(self, history: History, test: dict[str, Any] | None = None) -> list[str]:
+        from jepsenlike.evidence import append_missing
+
+        return append_missing(history)
+
+    def shape_errors(self, history: History) -> list[str]:
+        from jepsenlike.evidence import append_shape_errors
+
+        return append_shape_errors(history)
 
     def check(self, history: History, test: dict[str, Any] | None = None) -> Result:
         return check_list_append(history)

@@ -97,6 +97,14 @@ class Workload(ABC):
         """Anything the user must know about how this workload is checked now."""
         return None
 
+    def missing_evidence(self, history: History, test: dict[str, Any] | None = None) -> list[str]:
+        """Kinds of acknowledged op the checker needs and the run lacks (each makes it unknown)."""
+        return []
+
+    def shape_errors(self, history: History) -> list[str]:
+        """Acknowledged reads whose value cannot be a result of the op (each makes it invalid)."""
+        return []
+
 
 def key_for(worker_op: int, params: PlanParams, rng: random.Random) -> int:
     """The key of a worker's ``worker_op``-th op: a random key of its current group."""

@@ -67,5 +67,10 @@ class RegisterWorkload(Workload):
             return completion.get("value") if completion.get("type") == "ok" else None
         return inv.value
 
+    def missing_evidence(self, history: History, test: dict[str, Any] | None = None) -> list[str]:
+        from jepsenlike.evidence import register_missing
+
+        return register_missing(history)
+
     def check(self, history: History, test: dict[str, Any] | None = None) -> Result:
         return check_linearizable(history, get_spec(self.model), timeout=self.check_timeout)

@@ -46,12 +46,24 @@ class SetWorkload(Workload):
     def completion_value(self, inv: Invocation, completion: dict[str, Any]) -> Any:
         if inv.f == "read":
             if completion.get("type") == "ok":
-                return completion.get("value") or []
+                return completion.get("value")  # as the system said it: null is the empty set
             return None
         return inv.value
 
     def final_ops(self, keys: list[Any]) -> list[Invocation]:
         return [Invocation("read", k, None) for k in sorted(keys, key=repr)]
+
+    def missing_evidence(self, history: History, test: dict[str, Any] | None = None) -> list[str]:
+        from jepsenlike.evidence import set_missing
+
+        phases = (test or {}).get("phases")
+        final = phases.get("final") if isinstance(phases, dict) else None
+        return set_missing(history, final if isinstance(final, int) else None)
+
+    def shape_errors(self, history: History) -> list[str]:
+        from jepsenlike.evidence import set_shape_errors
+
+        return set_shape_errors(history)
 
     def check(self, history: History, test: dict[str, Any] | None = None) -> Result:
         final_from = None

@@ -41,8 +41,8 @@ class WrappedRaft(RaftSystem):
 
     def node_command(self, node: NodeSpec, peers: dict[str, str], *, bug: str | None, seed: int) -> list[str]:
         argv = super().node_command(node, peers, bug=bug, seed=seed)
-        assert argv[:3] == [sys.executable, "-m", self.module]
-        return ["mynode", *argv[3:]]
+        assert argv[:4] == [sys.executable, "-P", "-m", self.module]
+        return ["mynode", *argv[4:]]
 
 
 class BrokenRecipe(RaftSystem):

@@ -112,8 +112,9 @@ def test_a_refused_fault_makes_the_run_unknown_with_the_reason(tmp_path):
 
 
 def test_a_fault_that_never_fires_makes_the_run_unknown(tmp_path):
-    # One fault slot in a 1.5 s chaos phase: only one of the two faults gets a turn.
-    p = run(["--system", "memory", "--nodes", "3", "--time-limit", "2", "--warmup", "0.5", "--recovery", "0.3",
+    # One fault slot in a 0.5 s chaos phase: only one of the two faults gets a turn (a lane's gaps
+    # shrink to fit a short phase, but never below nemesis.schedule.MIN_STEP = 0.5 s).
+    p = run(["--system", "memory", "--nodes", "3", "--time-limit", "1", "--warmup", "0.5", "--recovery", "0.3",
              "--nemesis", "kill,pause", "--nemesis-interval", "10", "--seed", "1", "--store", str(tmp_path)])
     assert p.returncode == 2, p.stdout + p.stderr
     cov = results_of(tmp_path)["nemesis"]["coverage"]

@@ -591,6 +591,11 @@ class DockerBackend(Backend):
         with self._lock:
             return self.state.get(node_id, "up")
 
+    def observer(self) -> Any:
+        from jepsenlike.confirm import DockerObserver
+
+        return DockerObserver(self)
+
     # -- exec ---------------------------------------------------------------------
 
     def exec(self, node_id: str, argv: list[str], timeout: float = 30.0) -> tuple[int, str]:
