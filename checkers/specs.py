@@ -59,8 +59,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from jepsenlike.errors import ConfigError
@@ -321,6 +322,13 @@ class Spec:
     read_only_fs: frozenset[str] = frozenset({"read"})
     echo_fs: frozenset[str] = frozenset()
     default_init: Any = None
+    #: Other names of ops, mapped to the names ``step`` knows (Porcupine's kv
+    #: histories say ``get``/``put`` for ``read``/``write``).
+    aliases: Mapping[str, str] = MappingProxyType({})
+
+    def canonical_f(self, f: str) -> str:
+        """The op name ``step`` and the hints know for ``f`` (its alias resolved)."""
+        return self.aliases.get(f, f)
 
     def __init__(self, init: Any = None) -> None:
         self._init = self.default_init if init is None else self.coerce_init(freeze(init))
@@ -377,7 +385,7 @@ class Spec:
 
     def check_op(self, op: Op) -> str | None:
         """A problem with an invocation's shape, or None if the spec can check it."""
-        if op.f not in self.fs:
+        if self.canonical_f(op.f) not in self.fs:
             return (
                 f"model {self.name!r} has no op f={op.f!r} "
                 f"(it knows {', '.join(sorted(self.fs))})"
@@ -393,7 +401,7 @@ class Spec:
         than guessed at (Knossos would take the completion's value; Jepsen's
         clients never produce it). Values compare as JSON (``true`` is not ``1``).
         """
-        if inv.f in self.echo_fs and freeze(comp.value) != freeze(inv.value):
+        if self.canonical_f(inv.f) in self.echo_fs and freeze(comp.value) != freeze(inv.value):
             return (
                 f"{inv.f} invoked with {show(freeze(inv.value))} completed ok with "
                 f"{show(freeze(comp.value))}; an ok {inv.f} must repeat its invocation's value"
@@ -744,12 +752,14 @@ class Kv(Spec):
     """Independent string registers per key: ``read``, ``write``, ``append``.
 
     ``append`` concatenates its (string) argument to the value; appending to
-    ``null`` gives the argument.
+    ``null`` gives the argument. ``get`` and ``put`` are read and write
+    (Porcupine's kv histories; they start every key at ``""``: ``--init '""'``).
     """
 
     name = "kv"
     fs = frozenset({"read", "write", "append"})
     echo_fs = frozenset({"write", "append"})
+    aliases = MappingProxyType({"get": "read", "put": "write"})
 
     def hints(self) -> SearchHints:
         return SearchHints(read_only=_is_read, pinned_state=_read_pins, simplify=_kv_simplify)
