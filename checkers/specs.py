@@ -50,6 +50,17 @@ checked on its own (P-compositionality). ``multi-register`` and ``list-append``
 keep a map from keys to values instead, because a txn spans keys; they
 partition the history into groups of keys that are connected through txns.
 
+Names. A spec's ``aliases`` map other names of ops to the ones ``step``
+knows (``kv`` takes Porcupine's ``get``/``put`` for ``read``/``write``);
+:meth:`Spec.canonical_f` resolves them before the search sees an op.
+
+Dead values (``kv``). Appends only extend a string, so a value that no ok
+read of its key starts with can never be read until the next write: every
+such value behaves alike and the ``kv`` simplify hint folds them all into
+:data:`UNOBSERVED`. Without it the search tells apart every order of a burst
+of concurrent appends that a later write wipes out (Porcupine's 50-client kv
+histories), which is exponential; with it those orders are one state.
+
 Registry: :func:`get_spec` builds a spec by name with an optional initial
 state (the ``--init`` JSON); :data:`SPECS` lists the names.
 """
