@@ -1,8 +1,18 @@
 """Linearizability search: time, states and memory on generated histories.
 
 Run:  python benchmarks/bench_linearizable.py [--runs N] [--seed S] [--quick]
+      python benchmarks/bench_linearizable.py --files F... [--model M] [--init JSON]
+             [--baseline DIR]
 
-Three tables.
+Three tables on generated histories, or (``--files``) one table on history
+files given by path (e.g. Porcupine's ``test_data/kv/*.txt`` with
+``--model kv --init '""'``, Knossos's ``etcd_NNN.log`` with
+``--model cas-register``; ``--model auto`` takes kv for files with a ``:key``
+field and cas-register otherwise): per file ops, time, cpu, states and
+verdict, and the totals. ``--baseline DIR`` runs the same table again in a
+child process whose ``jepsenlike`` package is imported from ``DIR`` (an older
+version laid out as an installed package: ``DIR/jepsenlike/checkers``...),
+for a before/after comparison in one run.
 
 1. **50-client kv** (``gen.kv_history``): 50 concurrent clients, ~2,000 reads,
    unique writes and appends over 10 keys (~200 ops per key), timeouts giving
@@ -28,14 +38,19 @@ RSS of the whole process (and of its worker processes) is printed at the end.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.table import Table
 
@@ -204,13 +219,100 @@ def assorted_table(seed: int, runs: int) -> Table:
     return table
 
 
+def _file_model(path: str, model: str) -> str:
+    if model != "auto":
+        return model
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return "kv" if ":key" in fh.read(4096) else "cas-register"
+
+
+def files_table(paths: list[str], model: str, init: Any, runs: int, label: str) -> Table:
+    """One row per history file: ops, median time and CPU, states, verdict; then totals."""
+    try:
+        from jepsenlike.history_io import read_history
+    except ImportError:  # an older version (--baseline)
+        from jepsenlike.history import read_history  # type: ignore[no-redef]
+
+    table = Table(title=f"history files, {label} (median of {runs} runs)")
+    for col in ("file", "model", "ops", "time", "cpu", "states", "verdict"):
+        table.add_column(col, justify="left" if col in ("file", "model", "verdict") else "right")
+    total_t = total_c = 0.0
+    for path in paths:
+        m = _file_model(path, model)
+        h = read_history(path)
+        spec = get_spec(m, init=init)
+        times, cpus = [], []
+        r = None
+        for _ in range(runs):
+            t0, c0 = time.perf_counter(), _cpu()
+            r = check_linearizable(h, spec, timeout=120)
+            times.append(time.perf_counter() - t0)
+            cpus.append(_cpu() - c0)
+        med, cpu = statistics.median(times), statistics.median(cpus)
+        total_t += med
+        total_c += cpu
+        assert r is not None
+        table.add_row(
+            path.rsplit("/", 1)[-1], m, str(r.details.get("ops", "")), f"{med * 1000:.1f} ms",
+            f"{cpu * 1000:.1f} ms", str(r.details.get("states", "")), _verdict(r.valid),
+        )
+    table.add_row(f"total ({len(paths)} files)", "", "", f"{total_t:.3f} s", f"{total_c:.3f} s",
+                  "", "")
+    return table
+
+
+def _run_baseline(args: argparse.Namespace) -> None:
+    """The files table again, in a child importing ``jepsenlike`` from ``args.baseline``.
+
+    An older version may not read every format, nor know op aliases (``get``):
+    the files are handed to it as JSON Lines written by this tree's reader,
+    with each op's ``f`` in the name its model's ``step`` knows.
+    """
+    from jepsenlike.history_io import read_history, write_history
+
+    with tempfile.TemporaryDirectory() as tmp:
+        converted = []
+        for path in args.files:
+            model = _file_model(path, args.model)
+            spec = get_spec(model)
+            ops = [op if spec.canonical_f(op.f) == op.f else msgspec.structs.replace(
+                op, f=spec.canonical_f(op.f)) for op in read_history(path)]
+            out = os.path.join(tmp, os.path.basename(path) + ".jsonl")
+            write_history(out, ops)
+            converted.append((out, model))
+        for model in sorted({m for _, m in converted}):
+            files = [p for p, m in converted if m == model]
+            cmd = [sys.executable, __file__, "--runs", str(args.runs), "--model", model,
+                   "--label", f"baseline {args.baseline}", "--files", *files]
+            if args.init is not None:
+                cmd[2:2] = ["--init", args.init]
+            # the baseline's package must come before this tree's editable install
+            code = ("import sys, runpy; sys.path.insert(0, sys.argv[1]); "
+                    "sys.meta_path[:] = [f for f in sys.meta_path "
+                    "if 'editable' not in type(f).__module__]; "
+                    "sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+            subprocess.run([sys.executable, "-c", code, args.baseline, *cmd[1:]], check=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="only the kv and cas-register tables")
+    ap.add_argument("--files", nargs="+", metavar="FILE", help="check these history files")
+    ap.add_argument("--model", default="auto", help="model for --files (default: auto)")
+    ap.add_argument("--init", default=None, help="--init JSON for every --files file")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="with --files: run the table again importing jepsenlike from DIR")
+    ap.add_argument("--label", default="this tree", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     console = Console(width=160)
+    if args.files:
+        init = None if args.init is None else json.loads(args.init)
+        console.print(files_table(args.files, args.model, init, args.runs, args.label))
+        if args.baseline:
+            _run_baseline(args)
+        return 0
     console.print(kv_table(args.seed, args.runs))
     console.print(cas_table(args.seed, 100))
     if not args.quick:

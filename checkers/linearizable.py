@@ -195,20 +195,21 @@ def prepare(history: History, spec: Spec) -> dict[Any, list[LinOp]]:
             if comp is not None and comp.type == "fail":
                 continue
             arg = key_arg(spec, inv, inv.value)
+            f = spec.canonical_f(inv.f)
             if comp is not None and comp.type == "ok":
                 ops.append(
                     LinOp(
-                        inv.index, comp.index, inv.index, comp.index, inv.f, arg,
+                        inv.index, comp.index, inv.index, comp.index, f, arg,
                         freeze(comp.value), True, inv.process, "ok",
                     )
                 )
             else:
-                if read_only is not None and read_only(inv.f, arg):
+                if read_only is not None and read_only(f, arg):
                     continue
                 ops.append(
                     LinOp(
                         inv.index, None if comp is None else comp.index, inv.index, _INF,
-                        inv.f, arg, MISSING, False, inv.process,
+                        f, arg, MISSING, False, inv.process,
                         "never completed" if comp is None else "info",
                     )
                 )

@@ -50,6 +50,17 @@ checked on its own (P-compositionality). ``multi-register`` and ``list-append``
 keep a map from keys to values instead, because a txn spans keys; they
 partition the history into groups of keys that are connected through txns.
 
+Names. A spec's ``aliases`` map other names of ops to the ones ``step``
+knows (``kv`` takes Porcupine's ``get``/``put`` for ``read``/``write``);
+:meth:`Spec.canonical_f` resolves them before the search sees an op.
+
+Dead values (``kv``). Appends only extend a string, so a value that no ok
+read of its key starts with can never be read until the next write: every
+such value behaves alike and the ``kv`` simplify hint folds them all into
+:data:`UNOBSERVED`. Without it the search tells apart every order of a burst
+of concurrent appends that a later write wipes out (Porcupine's 50-client kv
+histories), which is exponential; with it those orders are one state.
+
 Registry: :func:`get_spec` builds a spec by name with an optional initial
 state (the ``--init`` JSON); :data:`SPECS` lists the names.
 """
@@ -58,9 +69,11 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from jepsenlike.errors import ConfigError
@@ -321,6 +334,13 @@ class Spec:
     read_only_fs: frozenset[str] = frozenset({"read"})
     echo_fs: frozenset[str] = frozenset()
     default_init: Any = None
+    #: Other names of ops, mapped to the names ``step`` knows (Porcupine's kv
+    #: histories say ``get``/``put`` for ``read``/``write``).
+    aliases: Mapping[str, str] = MappingProxyType({})
+
+    def canonical_f(self, f: str) -> str:
+        """The op name ``step`` and the hints know for ``f`` (its alias resolved)."""
+        return self.aliases.get(f, f)
 
     def __init__(self, init: Any = None) -> None:
         self._init = self.default_init if init is None else self.coerce_init(freeze(init))
@@ -377,7 +397,7 @@ class Spec:
 
     def check_op(self, op: Op) -> str | None:
         """A problem with an invocation's shape, or None if the spec can check it."""
-        if op.f not in self.fs:
+        if self.canonical_f(op.f) not in self.fs:
             return (
                 f"model {self.name!r} has no op f={op.f!r} "
                 f"(it knows {', '.join(sorted(self.fs))})"
@@ -393,7 +413,7 @@ class Spec:
         than guessed at (Knossos would take the completion's value; Jepsen's
         clients never produce it). Values compare as JSON (``true`` is not ``1``).
         """
-        if inv.f in self.echo_fs and freeze(comp.value) != freeze(inv.value):
+        if self.canonical_f(inv.f) in self.echo_fs and freeze(comp.value) != freeze(inv.value):
             return (
                 f"{inv.f} invoked with {show(freeze(inv.value))} completed ok with "
                 f"{show(freeze(comp.value))}; an ok {inv.f} must repeat its invocation's value"
@@ -480,16 +500,29 @@ def _read_pins(f: str, arg: Any, ret: Any) -> Any:
 
 
 def _kv_simplify(ops: list[PartOp]) -> dict[int, Any]:
-    # An append of unknown outcome whose string no ok read contains, or a write
-    # of unknown outcome that no ok read starts with, is unneeded: once it
-    # happened every read would show it until the next write, so in any
-    # linearization that uses it only appends and writes follow it until a
-    # write resets the value, and leaving it out changes no read. (A read that
-    # contains the string by coincidence keeps the op: that only costs time.)
+    # Call a string state *dead* when no ok read of the key starts with it: an
+    # append only extends the value, so until the next write no ok read can
+    # succeed, whatever the dead value is, and every append of a string keeps
+    # it dead. All dead values are therefore one state (UNOBSERVED), which
+    # keeps the search from telling apart the orders of appends that no read
+    # ever shows (a write resetting the key hides them all).
+    #
+    # * An append of unknown outcome whose string no ok read contains, or a
+    #   write of unknown outcome that no ok read starts with, is unneeded: it
+    #   only makes the value dead, and leaving it out changes no read. (A read
+    #   that contains the string by coincidence keeps the op: that only costs
+    #   time.)
+    # * Such an ok append, or ok write of a string, always makes the value
+    #   dead: its arg (and result) become UNOBSERVED, so that all of them are
+    #   interchangeable.
+    # * Every other append or write of a string carries the sorted ok reads
+    #   (_KvArg): ``step`` folds the value it makes into UNOBSERVED when it is
+    #   dead.
     reads = [op.result for op in ops if op.f == "read" and op.required]
+    sreads = tuple(sorted({v for v in reads if isinstance(v, str)}))
     out: dict[int, Any] = {}
     for i, op in enumerate(ops):
-        if op.required or op.f not in ("append", "write"):
+        if op.f not in ("append", "write"):
             continue
         a = op.arg
         if op.f == "append":
@@ -501,9 +534,48 @@ def _kv_simplify(ops: list[PartOp]) -> dict[int, Any]:
                 v == a or (isinstance(v, str) and isinstance(a, str) and v.startswith(a))
                 for v in reads
             )
-        if not seen:
+        if not seen and not op.required:
             out[i] = DROP
+        elif not isinstance(a, str):
+            continue  # (a write of a non-string: appends onto it fail, it is not dead)
+        elif not seen:
+            out[i] = Replace(UNOBSERVED, UNOBSERVED)
+        else:
+            out[i] = Replace(_KvArg(a, sreads))
     return out
+
+
+class _KvArg:
+    """A kv append's or write's string during the search, with the part's ok
+    read values (sorted), to tell whether the value it makes is dead."""
+
+    __slots__ = ("reads", "value")
+
+    def __init__(self, value: str, reads: tuple[str, ...]) -> None:
+        self.value = value
+        self.reads = reads
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _KvArg and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def alive(self, new: str) -> Any:
+        """``new``, or UNOBSERVED when no ok read starts with it."""
+        reads = self.reads
+        i = bisect_left(reads, new)
+        if i < len(reads) and reads[i].startswith(new):
+            return new
+        return UNOBSERVED
+
+
+def _kv_absorbing(f: str, arg: Any) -> bool:
+    # an ok append or write that always makes the value dead (see _kv_simplify)
+    return arg is UNOBSERVED
 
 
 def _writes_unobserved(f: str, arg: Any) -> bool:
@@ -744,26 +816,48 @@ class Kv(Spec):
     """Independent string registers per key: ``read``, ``write``, ``append``.
 
     ``append`` concatenates its (string) argument to the value; appending to
-    ``null`` gives the argument.
+    ``null`` gives the argument. ``get`` and ``put`` are read and write
+    (Porcupine's kv histories; they start every key at ``""``: ``--init '""'``).
     """
 
     name = "kv"
     fs = frozenset({"read", "write", "append"})
     echo_fs = frozenset({"write", "append"})
+    aliases = MappingProxyType({"get": "read", "put": "write"})
 
     def hints(self) -> SearchHints:
-        return SearchHints(read_only=_is_read, pinned_state=_read_pins, simplify=_kv_simplify)
+        return SearchHints(
+            read_only=_is_read, pinned_state=_read_pins, simplify=_kv_simplify,
+            absorbing=_kv_absorbing,
+        )
 
     def step(self, state: Any, f: str, arg: Any, ret: Any) -> StepResult:
+        # UNOBSERVED (arg or state) and _KvArg args come from _kv_simplify: a
+        # dead value, which no ok read can see until the next write.
         if f == "read":
             if ret is MISSING or ret == state:
                 return True, state
             return False, Reason("read {} but the value is {}", ret, state)
         if f == "write":
+            if type(arg) is _KvArg:
+                return True, arg.alive(arg.value)
             return True, arg
         if f == "append":
-            if state is None:
+            if type(arg) is _KvArg:
+                if state is None:
+                    return True, arg.alive(arg.value)
+                if state is UNOBSERVED:
+                    return True, UNOBSERVED
+                if isinstance(state, str):
+                    return True, arg.alive(state + arg.value)
+                arg = arg.value
+            elif arg is UNOBSERVED:
+                if state is None or state is UNOBSERVED or isinstance(state, str):
+                    return True, UNOBSERVED
+            elif state is None:
                 return True, arg
+            elif state is UNOBSERVED and isinstance(arg, str):
+                return True, UNOBSERVED
             if not isinstance(state, str) or not isinstance(arg, str):
                 return False, Reason("can't append {} to {}: both must be strings", arg, state)
             return True, state + arg

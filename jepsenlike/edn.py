@@ -37,6 +37,11 @@ Jepsen's *independent* workloads wrap each value as ``[key value]``. With
 invoked with a ``[key nil]`` pair (a plain register's read is invoked with
 ``nil``), and every read/write/cas value is a pair.
 
+:func:`read_jepsen_log` reads Jepsen's text log (the ``jepsen.util`` lines
+``process<TAB>:type<TAB>:f<TAB>value``, as in Knossos's and Porcupine's etcd
+test data): each field is parsed as EDN and the op goes through the same
+mapping as an EDN op map; other log lines are skipped.
+
 Errors are :class:`HistoryError` as ``file:line: what is wrong``.
 """
 
@@ -54,7 +59,10 @@ from typing import Any
 from jepsenlike.errors import HistoryError
 from jepsenlike.history import History, HistoryBuilder, Op
 
-__all__ = ["Keyword", "Symbol", "dumps", "loads", "read_edn_history", "write_edn_history"]
+__all__ = [
+    "Keyword", "Symbol", "dumps", "loads", "read_edn_history", "read_jepsen_log",
+    "write_edn_history",
+]
 
 
 class Keyword(str):
@@ -385,6 +393,49 @@ def read_edn_history(path: str | os.PathLike[str], *, independent: bool | None =
                 f"got {m!r}"
             )
         raw.append((line, m))
+    return _build(raw, src, independent)
+
+
+#: One op in Jepsen's text log (``jepsen.log``, Knossos's and Porcupine's
+#: ``etcd_NNN.log``): ``INFO  jepsen.util - 3<TAB>:invoke<TAB>:read<TAB>nil``.
+LOG_LINE = re.compile(r"^\S+\s+jepsen\.util\s+-\s+([^\t]+)\t([^\t]+)\t([^\t]+)\t(.*)$")
+
+
+def read_jepsen_log(path: str | os.PathLike[str], *, independent: bool | None = None) -> History:
+    """Read the ops of Jepsen's text log (``process<TAB>:type<TAB>:f<TAB>value``
+    after ``jepsen.util -``); every field is EDN; other log lines are skipped.
+
+    Raises:
+        HistoryError: ``file:line: what is wrong``.
+    """
+    p = Path(path)
+    src = str(p)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise HistoryError(f"{src}: no such file") from None
+    except IsADirectoryError:
+        raise HistoryError(f"{src}: is a directory; give a history file") from None
+    except UnicodeDecodeError as e:
+        raise HistoryError(f"{src}: not UTF-8 text at byte {e.start}") from None
+    except OSError as e:
+        raise HistoryError(f"{src}: cannot read: {e.strerror or e}") from None
+    raw: list[tuple[int, dict[str, Any]]] = []
+    for line, row in enumerate(text.splitlines(), 1):
+        m = LOG_LINE.match(row)
+        if m is None:
+            continue
+        where = f"{src}:{line}"
+        fields = [loads(x, where) for x in m.groups()]
+        raw.append((line, dict(zip(("process", "type", "f", "value"), fields, strict=True))))
+    if not raw:
+        raise HistoryError(
+            f"{src}: no op lines like 'INFO  jepsen.util - 3<TAB>:invoke<TAB>:read<TAB>nil'"
+        )
+    return _build(raw, src, independent)
+
+
+def _build(raw: list[tuple[int, dict[str, Any]]], src: str, independent: bool | None) -> History:
     if independent is None:
         independent = _looks_independent([m for _, m in raw])
     builder = HistoryBuilder(src)

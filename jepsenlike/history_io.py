@@ -60,7 +60,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from jepsenlike.edn import read_edn_history
+from jepsenlike.edn import LOG_LINE, read_edn_history, read_jepsen_log
 from jepsenlike.errors import HistoryError, JepsenlikeError
 from jepsenlike.history import History, HistoryBuilder, Op, op_from_dict
 
@@ -84,7 +84,9 @@ EDN_SUFFIXES = frozenset((".edn",))
 
 
 def sniff_format(path: str | os.PathLike[str]) -> str:
-    """``"edn"`` or ``"jsonl"``: by extension, else by the file's first bytes.
+    """``"edn"``, ``"jsonl"`` or ``"jepsen-log"``: by extension, else by the file's
+    first bytes (``.log``, or a line like ``INFO  jepsen.util - 0<TAB>:invoke...``
+    among the first ones, is Jepsen's text log).
 
     Raises:
         HistoryError: the path is missing, a directory or unreadable.
@@ -95,9 +97,13 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
         return "edn"
     if suffix in JSONL_SUFFIXES:
         return "jsonl"
+    if suffix == ".log":
+        return "jepsen-log"
     with _open(p) as fh:
         head = fh.read(4096)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n,")
+    if any(LOG_LINE.match(x) for x in head.decode("utf-8", "replace").splitlines()[:20]):
+        return "jepsen-log"
     if not text:
         return "jsonl"
     c = text[:1]
@@ -117,8 +123,11 @@ def read_history(path: str | os.PathLike[str], *, independent: bool | None = Non
     Raises:
         HistoryError: ``file:line: what is wrong`` (one line).
     """
-    if sniff_format(path) == "edn":
+    fmt = sniff_format(path)
+    if fmt == "edn":
         return read_edn_history(path, independent=independent)
+    if fmt == "jepsen-log":
+        return read_jepsen_log(path, independent=independent)
     return read_jsonl(path)
 
 
@@ -146,7 +155,7 @@ def read_history_prefix(path: str | os.PathLike[str]) -> tuple[History, str | No
         fmt = sniff_format(p)
     except HistoryError as e:
         return History([], source=str(p)), str(e)
-    if fmt == "edn":
+    if fmt in ("edn", "jepsen-log"):
         try:
             return read_history(p), None
         except HistoryError as e:

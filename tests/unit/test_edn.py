@@ -165,3 +165,62 @@ def test_history_values_are_json_like(tmp_path):
     assert h[1].value == [1, 2, 3]
     assert h[1].error == {"why": ["a", "b"], 7: []}
     assert type(h[1].error["why"][0]) is str  # not a Keyword subclass
+
+
+JEPSEN_LOG = (
+    "INFO  jepsen.core - Running test\n"
+    "INFO  jepsen.util - 0\t:invoke\t:write\t1\n"
+    "INFO  jepsen.util - 1\t:invoke\t:read\tnil\n"
+    "INFO  jepsen.util - 0\t:ok\t:write\t1\n"
+    "INFO  jepsen.util - 1\t:ok\t:read\t1\n"
+    "INFO  jepsen.util - 2\t:invoke\t:cas\t[1 2]\n"
+    "INFO  jepsen.util - 2\t:info\t:cas\t:timed-out\n"
+    "INFO  jepsen.util - 0\t:invoke\t:cas\t[5 6]\n"
+    "INFO  jepsen.util - 0\t:fail\t:cas\t[5 6]\n"
+    "INFO  jepsen.util - 3\t:invoke\t:read\tnil\n"
+    "INFO  jepsen.util - 3\t:ok\t:read\t2\n"
+)
+
+
+def test_jepsen_text_log_is_read_and_checked(tmp_path):
+    # Jepsen's text log (Knossos's and Porcupine's etcd_NNN.log shape), sniffed by content
+    path = tmp_path / "run.log"
+    path.write_text(JEPSEN_LOG)
+    h = read_history(path)
+    assert len(h) == 10  # the jepsen.core line is not an op
+    assert (h[0].process, h[0].type, h[0].f, h[0].value) == (0, "invoke", "write", 1)
+    assert h[4].value == [1, 2] and h[5].type == "info" and h[5].value == "timed-out"
+    # the timed-out cas may have happened: read 2 needs it
+    assert check_linearizable(h, get_spec("cas-register")).valid is True
+    bad = tmp_path / "bad.log"
+    bad.write_text(JEPSEN_LOG.replace(":ok\t:read\t2", ":ok\t:read\t6"))
+    r = check_linearizable(read_history(bad), get_spec("cas-register"))
+    assert r.valid is False  # the failed cas to 6 never happened
+    empty = tmp_path / "none.log"
+    empty.write_text("INFO  jepsen.util - 0\t:invoke\n")
+    with pytest.raises(HistoryError, match="no op lines"):
+        read_history(empty)
+
+
+PORCUPINE_KV = """\
+{:process 0, :type :invoke, :f :put, :key "a", :value "x"}
+{:process 0, :type :ok, :f :put, :key "a", :value "x"}
+{:process 1, :type :invoke, :f :append, :key "a", :value "y"}
+{:process 1, :type :ok, :f :append, :key "a", :value "y"}
+{:process 0, :type :invoke, :f :get, :key "a", :value nil}
+{:process 0, :type :ok, :f :get, :key "a", :value "xy"}
+{:process 0, :type :invoke, :f :get, :key "b", :value nil}
+{:process 0, :type :ok, :f :get, :key "b", :value ""}
+"""
+
+
+def test_kv_get_put_are_read_write(tmp_path):
+    # Porcupine's kv shape: get/put/append with a :key field, keys start at ""
+    path = tmp_path / "kv.edn"
+    path.write_text(PORCUPINE_KV)
+    h = read_history(path)
+    assert check_linearizable(h, get_spec("kv", init="")).valid is True
+    # without --init '""' a key starts at null, and get b -> "" is wrong
+    assert check_linearizable(h, get_spec("kv")).valid is False
+    path.write_text(PORCUPINE_KV.replace('"xy"', '"yx"'))
+    assert check_linearizable(read_history(path), get_spec("kv", init="")).valid is False
