@@ -31,6 +31,7 @@ libfaketime) leaves it out of :attr:`Backend.capabilities` and says why in
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jepsenlike.errors import JepsenlikeError
-from jepsenlike.systems.base import NodeSpec
+from jepsenlike.systems.base import NodeSpec, System
 
 KILL = "kill"
 PAUSE = "pause"
@@ -100,6 +101,18 @@ atexit.register(_teardown_all)
 
 class NodeStartError(JepsenlikeError):
     """A node did not start or did not become ready; the message has its log tail."""
+
+
+
+def node_argv(system: System, node: NodeSpec, peers: dict[str, str], *, bug: str | None,
+              seed: int, python: str | None = None) -> list[str]:
+    """``system``'s command line for ``node``; with ``python``, a command that starts with
+    the harness's own interpreter runs under ``python`` instead (the path means nothing in a
+    container or on another host)."""
+    argv = system.node_command(node, peers, bug=bug, seed=seed)
+    if python is not None and argv and argv[0] == sys.executable:
+        argv = [python, *argv[1:]]
+    return argv
 
 
 class Backend(ABC):

@@ -76,6 +76,7 @@ from jepsenlike.backends.base import (
     ClockControl,
     Link,
     NodeStartError,
+    node_argv,
     track_live,
     untrack_live,
 )
@@ -312,10 +313,8 @@ class DockerBackend(Backend):
 
     def command(self, node: NodeSpec) -> list[str]:
         """The node's argv inside the container (before the rule-loading prologue)."""
-        argv = self.system.node_command(node, self.peers_of(node), bug=self.bug, seed=self.seed)
-        if argv and argv[0] == sys.executable:
-            argv = ["python3", *argv[1:]]  # the harness's interpreter path means nothing inside
-        return argv
+        return node_argv(self.system, node, self.peers_of(node), bug=self.bug, seed=self.seed,
+                         python="python3")
 
     # -- lifecycle ----------------------------------------------------------------
 

@@ -69,6 +69,7 @@ from jepsenlike.backends.base import (
     ClockControl,
     Link,
     NodeStartError,
+    node_argv,
     track_live,
     untrack_live,
 )
@@ -334,10 +335,8 @@ class SSHBackend(Backend):
 
     def command(self, node: NodeSpec) -> list[str]:
         peers = {n.id: n.peer_addr for n in self.nodes if n.id != node.id}
-        argv = self.system.node_command(node, peers, bug=self.bug, seed=self.seed)
-        if argv and argv[0] == sys.executable:
-            argv = [f"{self.venv}/bin/python", *argv[1:]]
-        return argv
+        return node_argv(self.system, node, peers, bug=self.bug, seed=self.seed,
+                         python=f"{self.venv}/bin/python")
 
     # -- lifecycle --------------------------------------------------------------------
 
