@@ -286,7 +286,8 @@ class LocalBackend(Backend):
                 self.netns.apply_grudge(self.initial_grudge)
             self.net = self.netns  # type: ignore[assignment]  # same fault methods as ProxyNet
         elif NET in self.capabilities:
-            net = ProxyNet({n.id: n.peer_addr for n in self.nodes}, seed=self.seed, host=self.host)
+            net = ProxyNet({n.id: n.peer_addr for n in self.nodes}, seed=self.seed, host=self.host,
+                           avoid=[int(n.client_addr.rsplit(":", 1)[1]) for n in self.nodes])
             net.start()
             if self.initial_grudge is not None:
                 net.apply_grudge(self.initial_grudge)

@@ -369,11 +369,20 @@ class ProxyNet:
     """
 
     def __init__(
-        self, peers: Mapping[str, Address | str], *, seed: int = 0, host: str = "127.0.0.1"
+        self,
+        peers: Mapping[str, Address | str],
+        *,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        avoid: Iterable[int] = (),
     ) -> None:
         if len(peers) < 2:
             raise ConfigError(f"a proxy network needs at least 2 nodes; got {sorted(peers)}")
         self.peers = {node: parse_address(addr) for node, addr in peers.items()}
+        # Ports chosen for the nodes but not yet bound by them (their client and
+        # peer ports): a listener the kernel hands one of these would take it
+        # from the node that starts next, so such a pick is held and redone.
+        self.avoid = {int(p) for p in avoid} | {port for _, port in self.peers.values()}
         self.seed = seed
         self.host = host
         self.nodes = sorted(self.peers)
@@ -523,12 +532,43 @@ class ProxyNet:
             raise
 
     async def _open_all(self) -> None:
-        for src in self.nodes:
-            for dst in self.nodes:
-                if src != dst:
-                    proxy = PerLinkProxy(src, dst, self.peers[dst], seed=self.seed, host=self.host)
-                    self._links[(src, dst)] = proxy
-                    await proxy.start()
+        held: list[socket.socket] = []
+        try:
+            for src in self.nodes:
+                for dst in self.nodes:
+                    if src != dst:
+                        proxy = PerLinkProxy(src, dst, self.peers[dst], seed=self.seed, host=self.host)
+                        self._links[(src, dst)] = proxy
+                        await self._start_clear_of_avoided(proxy, held)
+        finally:
+            for sock in held:
+                sock.close()
+
+    async def _start_clear_of_avoided(self, proxy: PerLinkProxy, held: list[socket.socket]) -> None:
+        """Start ``proxy`` on a kernel-chosen port that is not one of ``self.avoid``.
+
+        Binding port 0 may return a port the harness picked for a node a moment
+        ago (picked, then released for the node to bind). Such a port is held
+        open by a placeholder socket until every listener is up, so the kernel
+        cannot hand it out again in this round.
+        """
+        for _ in range(64):
+            await proxy.start()
+            if proxy.port not in self.avoid:
+                return
+            port = proxy.port
+            await proxy.close()
+            proxy.port = 0
+            proxy._server = None
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, port))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+        raise ConfigError(f"proxy {proxy.src}->{proxy.dst}: no free port outside the nodes' own after 64 tries")
 
     async def _close_all(self) -> None:
         await asyncio.gather(*(p.close() for p in self._links.values()), return_exceptions=True)

@@ -190,9 +190,18 @@ class NodeServer:
         loop = asyncio.get_running_loop()
         self._recover()
         self.transport = Transport(self.id, self.args.peer_addr, self.peers, self._on_peer)
-        await self.transport.start()
-        self.http = HttpServer(*self.args.client_addr, self._handle_http)
-        await self.http.start()
+        try:
+            await self.transport.start()
+            self.http = HttpServer(*self.args.client_addr, self._handle_http)
+            await self.http.start()
+        except OSError as e:
+            # A port already taken: say which and stop now. Without closing the
+            # transport first, its peer-dialling tasks would keep asyncio.run's
+            # shutdown (and so this process) waiting for ever.
+            self.log.error("cannot listen: %s", e)
+            self.http = None
+            await self.close()
+            raise
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         self._tasks = [

@@ -59,7 +59,7 @@ def test_primary_reads_valid_under_kill_and_partition(plugin_env, tmp_path):
 
 def test_local_reads_stale_read_caught_under_partitions(plugin_env, tmp_path):
     p = jl(plugin_env, "run", "--quiet", "--system", "tinykv", "--nodes", "3", "--option", "tinykv.reads=local",
-           "--nemesis", "partition", "--partition-shapes", "one", "--time-limit", "15", "--seed", "1",
+           "--nemesis", "partition", "--grudge", "n1=n3;n2=n3;n3=n1+n2", "--time-limit", "15", "--seed", "1",
            "--store", str(tmp_path))
     assert p.returncode == 1, p.stdout + p.stderr
     assert "not linearizable" in p.stdout

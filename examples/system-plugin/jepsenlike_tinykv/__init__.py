@@ -17,7 +17,7 @@ Install with ``pip install ./examples/system-plugin``; then::
     jepsenlike list systems
     jepsenlike run --system tinykv --nodes 3 --nemesis kill,partition --time-limit 20
     jepsenlike run --system tinykv --nodes 3 --option tinykv.reads=local \\
-        --nemesis partition --partition-shapes one --time-limit 20     # a stale read: INVALID
+        --nemesis partition --grudge "n1=n3;n2=n3;n3=n1+n2" --time-limit 20  # backup n3 cut off: a stale read, INVALID
 
 tinykv dials its peers at the addresses it is given, so it runs rootless
 through the local backend's per-link proxies. A system that names every member
