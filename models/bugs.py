@@ -20,6 +20,12 @@ class Bug:
     what: str
     anomaly: str
     fault: str
+    # The exact ``jepsenlike run`` arguments (besides --system and --bug) that
+    # catch this bug, and those of its control run: the same load without the
+    # fault the bug needs, which must stay valid. benchmarks/bench_detection.py
+    # runs both; the README's seeded-bug table prints them. Empty: not yet known.
+    catch: tuple[str, ...] = ()
+    control: tuple[str, ...] = ()
 
 
 def bug_table(*bugs: Bug) -> dict[str, Bug]:
