@@ -32,7 +32,7 @@ from jepsenlike.checkers.result import UNKNOWN, Result, Validity, check_safe
 from jepsenlike.checkers.specs import Spec
 from jepsenlike.history import History, Op
 
-__all__ = ["GRAPH_MODELS", "graph_check", "reconcile", "witness_doc"]
+__all__ = ["GRAPH_MODELS", "graph_check", "reconcile", "witness_doc", "witness_key", "witness_where"]
 
 GRAPH_MODELS = ("register", "cas-register")
 
@@ -140,3 +140,9 @@ def _remap(obj: Any, orig: list[int], field: str = "") -> Any:
     if isinstance(obj, int) and not isinstance(obj, bool) and field in ("ops", "index", "invoke_index", "from", "to"):
         return orig[obj] if 0 <= obj < len(orig) else obj
     return obj
+
+
+def witness_where(w: dict[str, Any]) -> str:
+    """``key 0, 3 ops [28, 40, 42]`` (no key for an unkeyed history)."""
+    on = f"key {w['key']!r}, " if w.get("key") is not None else ""
+    return f"{on}{len(w['ops'])} ops {w['ops']}"

@@ -45,7 +45,7 @@ from typing import Any
 from jepsenlike.checkers.specs import Spec, freeze, show, thaw
 from jepsenlike.history import History, Op
 
-__all__ = ["WitnessOp", "describe", "is_register_like", "minimal_witness", "observed", "written"]
+__all__ = ["WitnessOp", "describe", "duration", "is_register_like", "minimal_witness", "observed", "written"]
 
 DEFAULT_TIME_BUDGET = 2.0
 REGISTER_FS = frozenset(("read", "write", "cas"))
@@ -78,8 +78,8 @@ class WitnessOp:
             "result": None if c is None else c.value,
             "type": self.outcome,
             "node": self.node,
-            "invoke_s": round(self.inv.time / 1e9, 6),
-            "complete_s": None if c is None else round(c.time / 1e9, 6),
+            "invoke_s": self.inv.time / 1e9,
+            "complete_s": None if c is None else c.time / 1e9,
             "error": None if c is None else c.error,
         }
 
@@ -246,13 +246,24 @@ def minimal_witness(
 # -- naming ------------------------------------------------------------------------------
 
 
-def _s(ns: int) -> str:
-    return f"{ns / 1e9:.2f} s"
+def duration(ns: float) -> str:
+    """A time or gap in the unit that keeps it readable (histories count ns)."""
+    a = abs(ns)
+    if a >= 1e9:
+        return f"{ns / 1e9:.2f} s"
+    if a >= 1e6:
+        return f"{ns / 1e6:.1f} ms"
+    if a >= 1e3:
+        return f"{ns / 1e3:.1f} µs"
+    return f"{ns:.0f} ns"
 
 
-def _gap(ns: int) -> str:
-    s = ns / 1e9
-    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
+_s = duration
+_gap = duration
+
+
+def _who(w: WitnessOp) -> str:
+    return w.node or f"process {w.inv.process}"
 
 
 def _on(w: WitnessOp) -> str:
@@ -295,7 +306,7 @@ def _describe_register(ops: list[WitnessOp], spec: Spec) -> tuple[str, str] | No
     for r in done:
         v = observed(r.inv, r.comp)
         if r.inv.f == "read" and v is not _NOTHING and v not in writers and v != init:
-            return ("garbage read", f"garbage read: {r.node or 'a node'} returned {show(thaw(v))} at "
+            return ("garbage read", f"garbage read: {_who(r)} returned {show(thaw(v))} at "
                     f"{_s(r.comp.time)}, a value no operation wrote")
     # stale read: a read saw v although another write, begun after v was written,
     # completed before the read began
@@ -316,7 +327,7 @@ def _describe_register(ops: list[WitnessOp], spec: Spec) -> tuple[str, str] | No
     if best is not None:
         gap, r, w = best
         shown = show(r.comp.value)
-        return ("stale read", f"stale read: {r.node or 'a node'} returned {shown} at {_s(r.comp.time)} "
+        return ("stale read", f"stale read: {_who(r)} returned {shown} at {_s(r.comp.time)} "
                 f"for a read begun {_gap(gap)} after {_what(w)} completed{_on(w)}")
     # lost update: two successful cas ops replaced the same value
     cas = [w for w in done if w.inv.f == "cas"]
@@ -334,8 +345,8 @@ def _describe_register(ops: list[WitnessOp], spec: Spec) -> tuple[str, str] | No
                 wa = writers.get(observed(a.inv, a.comp))
                 wb = writers.get(observed(b.inv, b.comp))
                 if wa is not None and wb is not None and wb.comp is not None and wb.comp.time < wa.inv.time:
-                    return ("stale read", f"stale read: {b.node or 'a node'} returned {show(b.comp.value)} "
-                            f"at {_s(b.comp.time)}, after {a.node or 'a node'} had returned the newer "
+                    return ("stale read", f"stale read: {_who(b)} returned {show(b.comp.value)} "
+                            f"at {_s(b.comp.time)}, after {_who(a)} had returned the newer "
                             f"{show(a.comp.value)} at {_s(a.comp.time)}")
     return None
 

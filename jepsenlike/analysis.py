@@ -71,7 +71,9 @@ def check_run(
             add(f"{name}: {res.explanation}")
     w = (cross or {}).get("witness")
     if isinstance(w, dict) and w.get("reason"):
-        head = f"witness (key {w['key']!r}, {len(w['ops'])} ops {w['ops']}): {w['reason']}"
+        from jepsenlike.checkers.crosscheck import witness_where
+
+        head = f"witness ({witness_where(w)}): {w['reason']}"
         explanation = head + ("\n" + explanation if explanation else "")
     if cross and cross.get("disagreement"):
         message = cross["disagreement"]["message"]
@@ -135,7 +137,13 @@ def cross_check(workload: Workload, hist: Any, test_doc: dict[str, Any], search:
     None for workloads without a register model. ``valid`` is the merged verdict;
     ``disagreement`` is set when the two checkers contradict each other (a checker bug).
     """
-    from jepsenlike.checkers.crosscheck import GRAPH_MODELS, graph_check, reconcile, witness_doc, witness_key
+    from jepsenlike.checkers.crosscheck import (
+        GRAPH_MODELS,
+        graph_check,
+        reconcile,
+        witness_doc,
+        witness_key,
+    )
     from jepsenlike.checkers.specs import get_spec
 
     if workload.model not in GRAPH_MODELS:

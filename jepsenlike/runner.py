@@ -448,7 +448,7 @@ def wall_clock_doc(unix_ns: int) -> dict[str, Any]:
     """When history time 0 was on the wall clock (UTC, microseconds), to line up node logs."""
     import datetime
 
-    at = datetime.datetime.fromtimestamp(unix_ns / 1e9, tz=datetime.timezone.utc)
+    at = datetime.datetime.fromtimestamp(unix_ns / 1e9, tz=datetime.UTC)
     local = at.astimezone()
     return {
         "history_start_unix_ns": unix_ns,

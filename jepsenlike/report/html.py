@@ -360,8 +360,11 @@ def witnesses_html(witnesses: list[Witness], open_key: Any = None) -> str:
     return "\n".join(out)
 
 
-def _cycle_html(rec: dict[str, Any]) -> str:
+def _cycle_html(rec: dict[str, Any], details: list[dict[str, Any]] | None = None) -> str:
     """The graph checker's cycle over the witness: the drawing and one sentence per edge."""
+    from jepsenlike.report.witness import cycle_labels
+
+    labels = {k: v.split(" (", 1)[1][:-1] for k, v in cycle_labels(rec, details or []).items() if " (" in v}
     parts = [f'<div class="witness-cycle" id="witness-cycle"><h3>The dependency cycle ({escape(str(rec.get("type")))})'
              "</h3>"]
     if rec.get("steps"):
@@ -374,8 +377,8 @@ def _cycle_html(rec: dict[str, Any]) -> str:
         for s in rec["steps"]:
             a, b = s.get("from"), s.get("to")
             parts.append(
-                f"<tr><td>{escape(str(names.get(a, a)))} (op {escape(str(a))}) &rarr; "
-                f"{escape(str(names.get(b, b)))} (op {escape(str(b))})</td>"
+                f"<tr><td>{escape(str(names.get(a, a)))} ({escape(labels.get(a, f'op {a}'))}) &rarr; "
+                f"{escape(str(names.get(b, b)))} ({escape(labels.get(b, f'op {b}'))})</td>"
                 f'<td class="rel rel-{escape(str(s.get("rel")))}">{escape(str(s.get("rel")))}</td>'
                 f"<td>{escape(str(s.get('why')))}</td></tr>")
         parts.append("</tbody></table>")
@@ -408,8 +411,9 @@ def witness_first_html(run: RunData) -> str:
                "history." if w.get("minimal") else
                "Shrinking stopped at its time limit: a smaller set may exist.")
     parts = [
-        f'<h2 id="witness-title">Witness: {escape(str(w.get("anomaly", "not linearizable")))} on key '
-        f"{escape(json.dumps(w.get('key'), default=str))}, {n} ops{of}</h2>",
+        f'<h2 id="witness-title">Witness: {escape(str(w.get("anomaly", "not linearizable")))}'
+        + (f" on key {escape(json.dumps(w.get('key'), default=str))}" if w.get("key") is not None else "")
+        + f", {n} ops{of}</h2>",
         f'<p class="witness-reason" id="witness-reason">{escape(str(w.get("reason", "")))}</p>',
         f'<div class="witness-figure">{witness_svg(w, notes)}</div>',
         f'<p class="witness-faults" id="witness-faults">{escape(faults_sentence(notes, w))}</p>',
@@ -417,7 +421,7 @@ def witness_first_html(run: RunData) -> str:
         + ", ".join(_op_link(i) for i in w.get("ops") or []) + f") are not linearizable on their own. {minimal}</p>",
     ]
     if isinstance(w.get("cycle"), dict):
-        parts.append(_cycle_html(w["cycle"]))
+        parts.append(_cycle_html(w["cycle"], w["details"]))
     parts.append(logs_html(node_log_excerpts(run, w, faults), run))
     return "\n".join(parts)
 

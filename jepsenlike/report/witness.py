@@ -30,6 +30,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from jepsenlike.checkers.witness import duration
 from jepsenlike.report.model import FaultInterval, RunData
 
 LOG_WINDOW_S = 1.0
@@ -81,8 +82,8 @@ class FaultNote:
 
     def sentence(self) -> str:
         iv = self.interval
-        end = "not healed" if iv.open else f"until {iv.end_ns / 1e9:.2f} s"
-        return f"{iv.text or iv.label}, from {iv.start_ns / 1e9:.2f} s {end}"
+        end = "not healed" if iv.open else f"until {duration(iv.end_ns)}"
+        return f"{iv.text or iv.label}, from {duration(iv.start_ns)} {end}"
 
 
 def faults_during(w: dict[str, Any], faults: list[FaultInterval]) -> list[FaultNote]:
@@ -97,13 +98,13 @@ def faults_during(w: dict[str, Any], faults: list[FaultInterval]) -> list[FaultN
 
 def faults_sentence(notes: list[FaultNote], w: dict[str, Any]) -> str:
     if not notes:
-        return "No fault was injected in this run: the anomaly happened without one."
+        return "No fault is recorded in this history: the anomaly happened without one."
     if notes[0].during:
         return "Fault in force during these ops: " + "; ".join(n.sentence() for n in notes) + "."
     t0, t1 = span_ns(w)
     iv = notes[0].interval
-    when = (f"{(t0 - iv.end_ns) / 1e9:.2f} s after it ended" if iv.end_ns < t0
-            else f"{(iv.start_ns - t1) / 1e9:.2f} s before it began")
+    when = (f"{duration(t0 - iv.end_ns)} after it ended" if iv.end_ns < t0
+            else f"{duration(iv.start_ns - t1)} before it began")
     return f"No fault was in force during these ops (the nearest: {notes[0].sentence()}; the witness came {when})."
 
 
@@ -115,9 +116,9 @@ def witness_svg(w: dict[str, Any], notes: list[FaultNote], width: int = 900) -> 
         if d["process"] not in procs:
             procs.append(d["process"])
     t0, t1 = span_ns(w)
-    pad = max((t1 - t0) // 8, 200_000)
-    lo, hi = t0 - pad, t1 + pad
-    left, right, top, lane_h = 110, 20, 34, 46
+    pad = max((t1 - t0) // 8, 1)
+    lo, hi = max(0, t0 - pad), t1 + pad
+    left, right, top, lane_h = 110, 20, 34, 60
     plot_w = width - left - right
     height = top + lane_h * len(procs) + 34
 
@@ -142,6 +143,7 @@ def witness_svg(w: dict[str, Any], notes: list[FaultNote], width: int = 900) -> 
         out.append(f'<rect x="{left}" y="{y}" width="{plot_w}" height="{lane_h - 4}" fill="#f7f7f7"/>')
         out.append(f'<text class="witness-lane" x="6" y="{y + lane_h / 2 + 2:.0f}" font-size="12" '
                    f'fill="#333">process {escape(str(p))}</text>')
+    label_end: dict[Any, float] = {}  # per lane: where the last label above the bars ends
     for d in details:
         y = top + procs.index(d["process"]) * lane_h
         a = x(d["invoke_s"] * 1e9)
@@ -149,13 +151,19 @@ def witness_svg(w: dict[str, Any], notes: list[FaultNote], width: int = 900) -> 
         b = x(done * 1e9) if done is not None else left + plot_w
         color = _COLORS.get(d.get("type") or "pending", "#cfcfcf")
         node = f" @ {d['node']}" if d.get("node") else ""
-        tip = (f"op {d['index']}: {op_label(d)}{node}, invoked {d['invoke_s']:.3f} s, "
-               + (f"completed {done:.3f} s" if done is not None else "never completed"))
+        tip = (f"op {d['index']}: {op_label(d)}{node}, invoked {duration(d['invoke_s'] * 1e9)}, "
+               + (f"completed {duration(done * 1e9)}" if done is not None else "never completed"))
         out.append(f'<rect class="witness-op" data-index="{d["index"]}" x="{a:.1f}" y="{y + 16}" '
-                   f'width="{max(3.0, b - a):.1f}" height="{lane_h - 24}" fill="{color}" stroke="#d50000" '
+                   f'width="{max(3.0, b - a):.1f}" height="{lane_h - 36}" fill="{color}" stroke="#d50000" '
                    f'stroke-width="1.5" rx="2"><title>{escape(tip)}</title></rect>')
-        out.append(f'<text class="witness-op-label" x="{a:.1f}" y="{y + 12}" font-size="12" fill="#111">'
-                   f"{escape(op_label(d) + node)}</text>")
+        text = op_label(d) + node
+        # a label that would run into the previous one of its lane goes under the bar
+        below = label_end.get(d["process"], -1.0) > a
+        if not below:
+            label_end[d["process"]] = a + 7.0 * len(text)
+        ty = y + lane_h - 8 if below else y + 12
+        out.append(f'<text class="witness-op-label" x="{a:.1f}" y="{ty}" font-size="12" fill="#111">'
+                   f"{escape(text)}</text>")
     # axis: a few ticks, in seconds since the history began
     y_axis = top + lane_h * len(procs) + 4
     out.append(f'<line x1="{left}" y1="{y_axis}" x2="{left + plot_w}" y2="{y_axis}" stroke="#999"/>')
@@ -164,7 +172,7 @@ def witness_svg(w: dict[str, Any], notes: list[FaultNote], width: int = 900) -> 
         xt = x(t)
         out.append(f'<line x1="{xt:.1f}" y1="{y_axis}" x2="{xt:.1f}" y2="{y_axis + 4}" stroke="#999"/>')
         out.append(f'<text x="{xt:.1f}" y="{y_axis + 16}" font-size="10" fill="#555" text-anchor="middle">'
-                   f"{t / 1e9:.3f} s</text>")
+                   f"{duration(t)}</text>")
     out.append("</svg>")
     return "".join(out)
 
@@ -251,3 +259,55 @@ def logs_html(excerpts: list[LogExcerpt], run: RunData, window_s: float = LOG_WI
                      f"<pre>{escape(body)}</pre></details>")
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def cycle_labels(cycle: dict[str, Any], details: list[dict[str, Any]]) -> dict[Any, str]:
+    """Cycle op (a completion index) -> "T1 (read -> 19 @ n2)"."""
+    by_inv = {d.get("index"): d for d in details}
+    out = {}
+    for t in cycle.get("txns") or []:
+        d = by_inv.get(t.get("invoke_index"))
+        what = f"{op_label(d)}" + (f" @ {d['node']}" if d.get("node") else "") if d else f"op {t.get('index')}"
+        out[t.get("index")] = f"{t.get('name')} ({what})"
+    return out
+
+
+def witness_text(run: RunData, full: bool = False) -> list[str]:
+    """The witness as plain text lines (``jepsenlike show`` prints them first)."""
+    from jepsenlike.report.model import fault_intervals, merge_same_span
+
+    w = witness_of(run)
+    if w is None:
+        return []
+    faults = merge_same_span(fault_intervals(run.ops, run.end_ns)[0])
+    notes = faults_during(w, faults)
+    total = w.get("part_ops")
+    of = f" of the key's {total}" if isinstance(total, int) else ""
+    on_key = f" on key {_j(w.get('key'))}" if w.get("key") is not None else ""
+    lines = [f"witness: {w.get('anomaly', 'not linearizable')}{on_key}, "
+             f"{len(w['details'])} ops{of}" + ("" if w.get("minimal") else " (shrinking stopped at its time limit)"),
+             f"  {w.get('reason', '')}"]
+    lines.append(f"  {'op':>6}  {'process':>7}  {'node':<6} {'invoked':>10}  {'completed':>10}  what")
+    for d in sorted(w["details"], key=lambda d: d["invoke_s"]):
+        done = d.get("complete_s")
+        lines.append(f"  {'#' + str(d['index']):>6}  {str(d['process']):>7}  {str(d.get('node') or '-'):<6} "
+                     f"{duration(d['invoke_s'] * 1e9):>10}  "
+                     f"{(duration(done * 1e9) if done is not None else 'never'):>10}  {op_label(d)}")
+    lines.append(f"  {faults_sentence(notes, w)}")
+    cycle = w.get("cycle")
+    if isinstance(cycle, dict):
+        lines.append(f"  dependency cycle ({cycle.get('type')}):")
+        labels = cycle_labels(cycle, w["details"])
+        for s in cycle.get("steps") or []:
+            lines.append(f"    {labels.get(s.get('from'), s.get('from'))} -> {labels.get(s.get('to'), s.get('to'))} "
+                         f"[{s.get('rel')}]: {s.get('why')}")
+        if not cycle.get("steps") and cycle.get("explanation"):
+            lines.append(f"    {cycle['explanation']}")
+    for ex in node_log_excerpts(run, w, faults):
+        shown = ex.lines if full else ex.lines[:6]
+        skew = " (clock moved by a fault: skewed timestamps)" if ex.skewed else ""
+        lines.append(f"  {ex.node} log around the witness{skew}: {len(ex.lines) + ex.more} line(s), {ex.path}")
+        lines.extend(f"    {line}" for line in shown)
+        if len(ex.lines) + ex.more > len(shown):
+            lines.append(f"    ... {len(ex.lines) + ex.more - len(shown)} more")
+    return lines
