@@ -162,8 +162,10 @@ def witness_svg(w: dict[str, Any], notes: list[FaultNote], width: int = 900) -> 
         if not below:
             label_end[d["process"]] = a + 7.0 * len(text)
         ty = y + lane_h - 8 if below else y + 12
-        out.append(f'<text class="witness-op-label" x="{a:.1f}" y="{ty}" font-size="12" fill="#111">'
-                   f"{escape(text)}</text>")
+        # a label that would run off the right edge ends at its bar's end instead
+        anchor, tx = ("end", max(b, a + 3.0)) if a + 7.0 * len(text) > width - 4 else ("start", a)
+        out.append(f'<text class="witness-op-label" x="{tx:.1f}" y="{ty}" font-size="12" fill="#111" '
+                   f'text-anchor="{anchor}">{escape(text)}</text>')
     # axis: a few ticks, in seconds since the history began
     y_axis = top + lane_h * len(procs) + 4
     out.append(f'<line x1="{left}" y1="{y_axis}" x2="{left + plot_w}" y2="{y_axis}" stroke="#999"/>')
@@ -171,7 +173,8 @@ def witness_svg(w: dict[str, Any], notes: list[FaultNote], width: int = 900) -> 
         t = lo + (hi - lo) * k / 4
         xt = x(t)
         out.append(f'<line x1="{xt:.1f}" y1="{y_axis}" x2="{xt:.1f}" y2="{y_axis + 4}" stroke="#999"/>')
-        out.append(f'<text x="{xt:.1f}" y="{y_axis + 16}" font-size="10" fill="#555" text-anchor="middle">'
+        anchor = "start" if k == 0 else "end" if k == 4 else "middle"
+        out.append(f'<text x="{xt:.1f}" y="{y_axis + 16}" font-size="10" fill="#555" text-anchor="{anchor}">'
                    f"{duration(t)}</text>")
     out.append("</svg>")
     return "".join(out)
