@@ -327,8 +327,10 @@ def _describe_register(ops: list[WitnessOp], spec: Spec) -> tuple[str, str] | No
     if best is not None:
         gap, r, w = best
         shown = show(r.comp.value)
+        own = (f" (by the same process {r.inv.process}: it did not read its own write)"
+               if r.inv.process == w.inv.process else "")
         return ("stale read", f"stale read: {_who(r)} returned {shown} at {_s(r.comp.time)} "
-                f"for a read begun {_gap(gap)} after {_what(w)} completed{_on(w)}")
+                f"for a read begun {_gap(gap)} after {_what(w)} completed{_on(w)}{own}")
     # lost update: two successful cas ops replaced the same value
     cas = [w for w in done if w.inv.f == "cas"]
     for i, a in enumerate(cas):

@@ -118,7 +118,8 @@ def witness_svg(w: dict[str, Any], notes: list[FaultNote], width: int = 900) -> 
     t0, t1 = span_ns(w)
     pad = max((t1 - t0) // 8, 1)
     lo, hi = max(0, t0 - pad), t1 + pad
-    left, right, top, lane_h = 110, 20, 34, 60
+    n_bands = sum(1 for n in notes if n.during)
+    left, right, top, lane_h = 110, 20, 22 + 13 * max(1, n_bands), 60
     plot_w = width - left - right
     height = top + lane_h * len(procs) + 34
 
@@ -128,21 +129,20 @@ def witness_svg(w: dict[str, Any], notes: list[FaultNote], width: int = 900) -> 
     out = [f'<svg class="witness-svg" id="witness-svg" xmlns="http://www.w3.org/2000/svg" '
            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="the witness ops on a timeline">']
-    for n in notes:
-        if not n.during:
-            continue
-        iv = n.interval
-        xa, xb = x(iv.start_ns), x(iv.end_ns)
-        out.append(f'<rect class="witness-fault" x="{xa:.1f}" y="{top - 14}" width="{max(2.0, xb - xa):.1f}" '
-                   f'height="{lane_h * len(procs) + 14}" fill="#d50000" fill-opacity="0.12">'
-                   f"<title>{escape(n.sentence())}</title></rect>")
-        out.append(f'<text class="witness-fault-label" x="{xa + 3:.1f}" y="{top - 3}" font-size="11" '
-                   f'fill="#8b0000">{escape(iv.text or iv.label)}</text>')
     for i, p in enumerate(procs):
         y = top + i * lane_h
         out.append(f'<rect x="{left}" y="{y}" width="{plot_w}" height="{lane_h - 4}" fill="#f7f7f7"/>')
         out.append(f'<text class="witness-lane" x="6" y="{y + lane_h / 2 + 2:.0f}" font-size="12" '
                    f'fill="#333">process {escape(str(p))}</text>')
+    for k, n in enumerate(x for x in notes if x.during):
+        iv = n.interval
+        xa, xb = x(iv.start_ns), x(iv.end_ns)
+        ly = top - 3 - 13 * k  # one label row per band
+        out.append(f'<rect class="witness-fault" x="{xa:.1f}" y="{ly - 11}" width="{max(2.0, xb - xa):.1f}" '
+                   f'height="{top - ly + 11 + lane_h * len(procs)}" fill="#d50000" fill-opacity="0.12">'
+                   f"<title>{escape(n.sentence())}</title></rect>")
+        out.append(f'<text class="witness-fault-label" x="{xa + 3:.1f}" y="{ly}" font-size="11" '
+                   f'fill="#8b0000">{escape(iv.text or iv.label)}</text>')
     label_end: dict[Any, float] = {}  # per lane: where the last label above the bars ends
     for d in details:
         y = top + procs.index(d["process"]) * lane_h

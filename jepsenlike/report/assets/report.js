@@ -4,7 +4,7 @@
  *   0 invocation index, 1 process, 2 f, 3 key, 4 invoked value, 5 completed value,
  *   6 outcome (ok|fail|info|pending), 7 node, 8 error, 9 invoke time (ns),
  *   10 completion time (ns, -1: never), 11 completion index (-1: never), 12 key ids
- * faults: {kind, start, end, nodes, label, open}; instants: {index, t, f, value, error}.
+ * faults: {kind, start, end, nodes, label, open, error, text}; instants: {index, t, f, value, error}.
  * The view is a time window [v0, v1] in ns; every redraw builds the SVG for the
  * ops that overlap it, so zooming in on a long history stays cheap.
  */
@@ -210,7 +210,7 @@
       html = tooltipHtml(OPS[Number(el.dataset.i)]);
     } else if (el.dataset && el.dataset.fault !== undefined) {
       var f = D.faults[Number(el.dataset.fault)];
-      html = "<strong>" + esc(f.label) + "</strong><br>" + secs(f.start) + " to " + secs(f.end) + (f.open ? " (never healed)" : "") + (f.error ? "<br>error: " + esc(f.error) : "");
+      html = "<strong>" + esc(f.label) + "</strong>" + (f.text && f.text !== f.label ? "<br>" + esc(f.text) : "") + "<br>" + secs(f.start) + " to " + secs(f.end) + (f.open ? " (never healed)" : "") + (f.error ? "<br>error: " + esc(f.error) : "");
     } else if (el.dataset && el.dataset.instant !== undefined) {
       var ev = D.instants[Number(el.dataset.instant)];
       html = "<strong>" + esc(ev.f) + "</strong> at " + secs(ev.t) + "<br>" + esc(show(ev.value)) + (ev.error ? "<br>error: " + esc(ev.error) : "");
