@@ -32,7 +32,7 @@ from jepsenlike.checkers.result import UNKNOWN, Result, Validity, check_safe
 from jepsenlike.checkers.specs import Spec
 from jepsenlike.history import History, Op
 
-__all__ = ["GRAPH_MODELS", "graph_check", "reconcile", "witness_doc", "witness_key", "witness_where"]
+__all__ = ["GRAPH_MODELS", "graph_doc", "graph_check", "reconcile", "witness_doc", "witness_key", "witness_where"]
 
 GRAPH_MODELS = ("register", "cas-register")
 
@@ -43,6 +43,22 @@ def graph_check(history: History, model_name: str, spec: Spec | None = None,
     from jepsenlike.checkers.graph.registers import check_registers
 
     return check_safe(check_registers, history, model_name=model_name, spec=spec, timeout=timeout)
+
+
+KEEP_PER_TYPE = 3
+
+
+def graph_doc(graph: Result, keep: int = KEEP_PER_TYPE) -> dict[str, Any]:
+    """The graph checker's result for ``results.json``: every count, but only the first
+    ``keep`` anomalies of each type (a stale-read run has hundreds of cycles, each a
+    paragraph; the witness has the one that matters)."""
+    doc = graph.to_dict()
+    anomalies = doc.get("anomalies")
+    if isinstance(anomalies, dict) and any(len(v) > keep for v in anomalies.values()):
+        doc["anomalies"] = {k: v[:keep] for k, v in anomalies.items()}
+        doc["anomalies_kept"] = (f"the first {keep} of each type; anomaly_counts has how many the "
+                                 "checker found")
+    return doc
 
 
 def reconcile(search: Validity, graph: Validity) -> tuple[Validity, dict[str, Any] | None]:

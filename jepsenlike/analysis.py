@@ -140,6 +140,7 @@ def cross_check(workload: Workload, hist: Any, test_doc: dict[str, Any], search:
     from jepsenlike.checkers.crosscheck import (
         GRAPH_MODELS,
         graph_check,
+        graph_doc,
         reconcile,
         witness_doc,
         witness_key,
@@ -152,7 +153,7 @@ def cross_check(workload: Workload, hist: Any, test_doc: dict[str, Any], search:
     spec = get_spec(workload.model)
     graph = graph_check(hist, workload.model, spec, timeout=timeout)
     valid, disagreement = reconcile(search.valid, graph.valid)
-    out: dict[str, Any] = {"valid": valid, "graph": graph.to_dict()}
+    out: dict[str, Any] = {"valid": valid, "graph": graph_doc(graph)}
     if disagreement:
         out["disagreement"] = disagreement
     if search.valid is False or graph.valid is False:

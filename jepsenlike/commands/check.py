@@ -291,6 +291,7 @@ def write_check_report(
     from jepsenlike.checkers.crosscheck import (
         GRAPH_MODELS,
         graph_check,
+        graph_doc,
         reconcile,
         witness_doc,
         witness_key,
@@ -317,7 +318,7 @@ def write_check_report(
             search = _safely(lambda: check_linearizable(history, spec, timeout=args.timeout,
                                                         max_memory_states=args.max_states))
         valid, disagreement = reconcile(search.valid, graph.valid)
-        results["graph"] = graph.to_dict()
+        results["graph"] = graph_doc(graph)
         if disagreement:
             results["checker_disagreement"] = disagreement
             explanation = disagreement["message"] + "\n" + explanation
