@@ -470,11 +470,15 @@ def _faults_html(run: RunData) -> str:
         parts.append("<p>Faults that touched something: "
                      + ", ".join(f"{escape(f)} &times;{n}" for f, n in counts.items()) + "</p>")
     if fired:
-        parts.append('<table class="faults"><thead><tr><th>at (s)</th><th>f</th><th>asked</th><th>result</th>'
-                     "<th>error</th></tr></thead><tbody>")
+        from jepsenlike.report.model import _nodes_of, describe_fault
+
+        parts.append('<table class="faults"><thead><tr><th>at (s)</th><th>f</th><th>what</th><th>asked</th>'
+                     "<th>result</th><th>error</th></tr></thead><tbody>")
         for f in fired[:500]:
+            what = describe_fault(str(f.get("f")), f.get("value"), _nodes_of(f.get("value")))
             parts.append(
                 f"<tr><td>{escape(str(f.get('done_s', f.get('time_s', ''))))}</td><td>{escape(str(f.get('f')))}</td>"
+                f"<td>{escape(what)}</td>"
                 f"<td>{_state(f.get('asked'))}</td><td>{_state(f.get('value'))}</td>"
                 f"<td>{escape(str(f.get('error') or ''))}</td></tr>"
             )
