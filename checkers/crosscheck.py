@@ -32,7 +32,7 @@ from jepsenlike.checkers.result import UNKNOWN, Result, Validity, check_safe
 from jepsenlike.checkers.specs import Spec
 from jepsenlike.history import History, Op
 
-__all__ = ["GRAPH_MODELS", "graph_doc", "graph_check", "reconcile", "witness_doc", "witness_key", "witness_where"]
+__all__ = ["GRAPH_MODELS", "blocked_op", "graph_doc", "graph_check", "reconcile", "witness_doc", "witness_key", "witness_where"]
 
 GRAPH_MODELS = ("register", "cas-register")
 
@@ -98,11 +98,29 @@ def witness_key(search: Result | None, graph: Result | None) -> Any:
     return None
 
 
-def witness_doc(history: History, spec: Spec, key: Any = None, *, time_budget: float = 2.0) -> dict[str, Any] | None:
+def blocked_op(search: Result | None, graph: Result | None = None) -> int | None:
+    """Where to start shrinking: the history index of the op the search could not
+    linearize, else the latest op of the graph checker's first cycle (None when neither)."""
+    if search is not None and search.valid is False:
+        at = (search.details.get("op") or {}).get("index")
+        if isinstance(at, int):
+            return at
+    if graph is not None and graph.valid is False:
+        for records in (graph.details.get("anomalies") or {}).values():
+            for rec in records:
+                invs = [t.get("invoke_index") for t in rec.get("txns") or []]
+                invs = [i for i in invs if isinstance(i, int)]
+                if invs:
+                    return max(invs)
+    return None
+
+
+def witness_doc(history: History, spec: Spec, key: Any = None, *, blocked: int | None = None,
+                time_budget: float = 2.0) -> dict[str, Any] | None:
     """``results.json``'s ``witness`` (None when no non-linearizable part was found in time)."""
     from jepsenlike.checkers.witness import minimal_witness
 
-    w = minimal_witness(history, spec, key, time_budget=time_budget)
+    w = minimal_witness(history, spec, key, blocked=blocked, time_budget=time_budget)
     if w is None:
         return None
     if spec.name in GRAPH_MODELS:

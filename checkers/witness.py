@@ -20,7 +20,10 @@ witness is 1-minimal with respect to these closed deletions: removing any one
 op, together with the ops that observed only its value, makes it
 linearizable.
 
-Search. Delta debugging: try to delete chunks (halves, quarters, ... of the
+Search. A long part is first cut to a window: the ops just before the op the
+search could not linearize (8, then 32, 128, ...), with the writers of every
+value they observed, as soon as such a window is non-linearizable on its own.
+Then delta debugging: try to delete chunks (halves, quarters, ... of the
 remaining ops), keep any deletion after which the search
 (:func:`~jepsenlike.checkers.linearizable.check_linearizable`) still says
 *not linearizable*, and end with single-op deletions. Each check runs on a few
@@ -120,6 +123,7 @@ class _Shrinker:
         self.spec = spec
         self.deadline = deadline
         self.checks = 0
+        self.blocked: int | None = None  # the pair the search could not linearize
         self.closure = is_register_like(pairs)
         self.written_anywhere = {written(inv) for inv, _ in pairs} - {_NOTHING}
 
@@ -165,7 +169,49 @@ class _Shrinker:
         if left <= 0:
             return False
         res = check_linearizable(self.history(sel), self.spec, timeout=max(0.05, left), workers=1)
+        if res.valid is False and self.blocked is None:
+            # the op the search could not linearize: where the violation is
+            at = (res.details.get("op") or {}).get("index")
+            events = sorted(e for i in sel for e in (self.pairs[i][0].index, getattr(self.pairs[i][1], "index", None))
+                            if e is not None)
+            if isinstance(at, int) and 0 <= at < len(events):
+                inv_of = {p[0].index: i for i, p in enumerate(self.pairs)}
+                self.blocked = inv_of.get(events[at])
         return res.valid is False
+
+    def with_writers(self, sel: list[int]) -> list[int]:
+        """``sel`` plus, transitively, the writers of every value its ops observed."""
+        if not self.closure:
+            return sel
+        writers: dict[Any, list[int]] = {}
+        for i, (inv, _) in enumerate(self.pairs):
+            v = written(inv)
+            if v is not _NOTHING:
+                writers.setdefault(v, []).append(i)
+        out = set(sel)
+        todo = list(sel)
+        while todo:
+            i = todo.pop()
+            for j in writers.get(observed(*self.pairs[i]), ()):
+                if j not in out:
+                    out.add(j)
+                    todo.append(j)
+        return sorted(out)
+
+    def window(self, sel: list[int]) -> list[int]:
+        """A small non-linearizable start around the op the search blocked on, if one is found:
+        the ops just before it (8, 32, 128, ...), with the writers of what they read. Checks
+        on a few dozen ops are cheap; on the whole part of a long history they are not."""
+        if self.blocked is None or self.blocked not in sel:
+            return sel
+        p = sel.index(self.blocked)
+        size = 8
+        while size < len(sel) // 2 and not self.out_of_time():
+            cand = self.with_writers(sel[max(0, p - size):p + 1 + size // 4])
+            if len(cand) < len(sel) and self.bad(cand):
+                return cand
+            size *= 4
+        return sel
 
     def shrink(self, sel: list[int]) -> tuple[list[int], bool]:
         """Delta debugging down to 1-minimal; returns (ops, minimal)."""
@@ -198,9 +244,14 @@ def minimal_witness(
     spec: Spec,
     key: Any = None,
     *,
+    blocked: int | None = None,
     time_budget: float = DEFAULT_TIME_BUDGET,
 ) -> dict[str, Any] | None:
     """Shrink the first non-linearizable part of ``history`` (or the part of ``key``).
+
+    ``blocked``: the history index of the op the search could not linearize in
+    that part, when the caller already ran the search; the shrink then starts
+    from a window around it without checking the whole part again.
 
     Returns None when that part is linearizable (or could not be decided within
     the budget), else ``{"key", "ops": [invocation indices], "events": [every
@@ -219,11 +270,17 @@ def minimal_witness(
         pairs = [(inv, comp) for inv, comp in groups[k] if comp is None or comp.type != "fail"]
         sh = _Shrinker(pairs, spec, deadline)
         start = sh.close(list(range(len(pairs))))
-        if not sh.bad(start):
+        windowed = False  # a window around the hinted op was found bad on its own
+        hinted = [i for i, (inv, _) in enumerate(pairs) if inv.index == blocked]
+        if hinted and hinted[0] in start:
+            sh.blocked = hinted[0]
+            cut = sh.window(start)
+            windowed, start = cut is not start, cut
+        if not windowed and not sh.bad(start):
             if sh.out_of_time():
                 return None
             continue
-        sel, minimal = sh.shrink(start)
+        sel, minimal = sh.shrink(start if windowed else sh.window(start))
         ops = [WitnessOp(*pairs[i]) for i in sel]
         ops.sort(key=lambda w: w.inv.index)
         events = sorted([w.inv.index for w in ops] + [w.comp.index for w in ops if w.comp is not None])

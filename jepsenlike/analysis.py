@@ -139,6 +139,7 @@ def cross_check(workload: Workload, hist: Any, test_doc: dict[str, Any], search:
     """
     from jepsenlike.checkers.crosscheck import (
         GRAPH_MODELS,
+        blocked_op,
         graph_check,
         graph_doc,
         reconcile,
@@ -158,7 +159,7 @@ def cross_check(workload: Workload, hist: Any, test_doc: dict[str, Any], search:
         out["disagreement"] = disagreement
     if search.valid is False or graph.valid is False:
         try:
-            w = witness_doc(hist, spec, witness_key(search, graph))
+            w = witness_doc(hist, spec, witness_key(search, graph), blocked=blocked_op(search, graph))
         except Exception as e:  # a witness is an explanation; the verdict stands without it
             w = {"error": f"{type(e).__name__}: {e}"}
         if w is not None:

@@ -290,6 +290,7 @@ def write_check_report(
     """Write a run-shaped directory for one checked file; returns the (reconciled) result."""
     from jepsenlike.checkers.crosscheck import (
         GRAPH_MODELS,
+        blocked_op,
         graph_check,
         graph_doc,
         reconcile,
@@ -326,7 +327,7 @@ def write_check_report(
     if valid is False:
         key = witness_key(search, graph) if search is not None or graph is not None else None
         try:
-            w = witness_doc(history, spec, key)
+            w = witness_doc(history, spec, key, blocked=blocked_op(search, graph))
         except Exception as e:  # an explanation only: the verdict stands without it
             w = {"error": f"{type(e).__name__}: {e}"}
         if w is not None:

@@ -219,3 +219,28 @@ def test_time_budget_bounds_the_shrink():
     w = minimal_witness(h, SPEC, time_budget=20.0)
     assert w is not None and w["minimal"] and len(w["ops"]) <= 4
     assert_witness(h, w)
+
+
+def _long_history_with_a_late_stale_read(n: int) -> tuple[History, int]:
+    rng = random.Random(5)
+    h = register_history(rng, n_ops=n, n_keys=1, n_processes=5)
+    ops = list(h.ops)
+    t = ops[-1].time
+    last = [o for o in ops if o.type == "ok" and o.f in ("write", "cas")][-1]
+    newest = last.value if last.f == "write" else last.value[1]
+    old = next(o for o in ops if o.type == "ok" and o.f == "write" and o.value != newest)
+    k = len(ops)
+    ops += [Op(k, t + 10, 99, "invoke", "read", 0, None), Op(k + 1, t + 20, 99, "ok", "read", 0, old.value)]
+    return History.from_ops(ops), k
+
+
+def test_a_long_part_is_cut_to_a_window_around_the_blocked_op():
+    h, k = _long_history_with_a_late_stale_read(3000)
+    w = minimal_witness(h, SPEC, 0, blocked=k, time_budget=20.0)
+    assert w is not None and w["minimal"] and k in w["ops"] and len(w["ops"]) <= 4
+    assert w["anomaly"] == "stale read"
+    assert_witness(h, w)
+    # a hint that points elsewhere costs time, never correctness
+    w = minimal_witness(h, SPEC, 0, blocked=0, time_budget=20.0)
+    assert w is not None and w["minimal"]
+    assert_witness(h, w)
