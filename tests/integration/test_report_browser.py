@@ -102,7 +102,8 @@ def test_timeline_shows_every_op_faults_and_the_anomaly(browser, store, artifact
     assert [int(r.get_attribute("data-index")) for r in anomalous] == [w.blocked[0]]
     assert len(drawn(browser, "#timeline-svg rect.op.related")) == len(set(w.related))
     labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#timeline-svg .fault-label")]
-    assert "kill n2" in labels and any(label.startswith("pause n3") for label in labels)
+    # a band says what the fault did, not only its f
+    assert "n2 killed" in labels and any(label.startswith("n3 paused") for label in labels)
     assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline-svg rect.fault")) == 2
     lanes = {t.text for t in browser.find_elements(By.CSS_SELECTOR, "#timeline-svg .lane-label")}
     assert {"nemesis", "p0", "p1", "p2", "p3"} <= lanes

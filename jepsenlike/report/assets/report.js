@@ -105,7 +105,7 @@
       var x0 = Math.max(LEFT, xOf(f.start, w)), x1 = Math.min(w - RIGHT, xOf(f.end, w));
       var color = FAULT_COLORS[f.kind] || "#555";
       out.push('<rect class="fault" data-fault="' + i + '" x="' + x0 + '" y="' + TOP + '" width="' + Math.max(2, x1 - x0) + '" height="' + (h - TOP) + '" fill="' + color + '"/>');
-      out.push('<text class="fault-label" data-fault="' + i + '" x="' + (x0 + 2) + '" y="' + (TOP + 11) + '">' + esc(f.label) + (f.open ? " (not healed)" : "") + "</text>");
+      out.push('<text class="fault-label" data-fault="' + i + '" x="' + (x0 + 2) + '" y="' + (TOP + 11) + '">' + esc(f.text || f.label) + (f.open ? " (not healed)" : "") + "</text>");
     });
     D.instants.forEach(function (e, i) {
       if (e.t < view[0] || e.t > view[1]) { return; }
@@ -210,7 +210,7 @@
       html = tooltipHtml(OPS[Number(el.dataset.i)]);
     } else if (el.dataset && el.dataset.fault !== undefined) {
       var f = D.faults[Number(el.dataset.fault)];
-      html = "<strong>" + esc(f.label) + "</strong>" + (f.text && f.text !== f.label ? "<br>" + esc(f.text) : "") + "<br>" + secs(f.start) + " to " + secs(f.end) + (f.open ? " (never healed)" : "") + (f.error ? "<br>error: " + esc(f.error) : "");
+      html = "<strong>" + esc(f.text || f.label) + "</strong>" + (f.text && f.text !== f.label ? "<br>" + esc(f.label) : "") + "<br>" + secs(f.start) + " to " + secs(f.end) + (f.open ? " (never healed)" : "") + (f.error ? "<br>error: " + esc(f.error) : "");
     } else if (el.dataset && el.dataset.instant !== undefined) {
       var ev = D.instants[Number(el.dataset.instant)];
       html = "<strong>" + esc(ev.f) + "</strong> at " + secs(ev.t) + "<br>" + esc(show(ev.value)) + (ev.error ? "<br>error: " + esc(ev.error) : "");
