@@ -19,6 +19,7 @@ verdict.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ def check_run(
     phases = test_doc.get("phases") or {}
     result: Result = check_safe(workload.check, hist, test_doc)
     stats = compute_stats(hist, phases)
-    verdicts = [result.valid]
+    cross = cross_check(workload, hist, test_doc, result)
+    verdicts = [cross["valid"] if cross else result.valid]
     explanation = result.explanation
 
     def add(text: str) -> None:
@@ -67,6 +69,16 @@ def check_run(
         verdicts.append(res.valid)
         if res.valid is not True and res.explanation:
             add(f"{name}: {res.explanation}")
+    w = (cross or {}).get("witness")
+    if isinstance(w, dict) and w.get("reason"):
+        from jepsenlike.checkers.crosscheck import witness_where
+
+        head = f"witness ({witness_where(w)}): {w['reason']}"
+        explanation = head + ("\n" + explanation if explanation else "")
+    if cross and cross.get("disagreement"):
+        message = cross["disagreement"]["message"]
+        explanation = message + ("\n" + explanation if explanation else "")
+        print(f"jepsenlike: {message}", file=sys.stderr)
     if stats["totals"].get("ok", 0) == 0:
         verdicts.append(UNKNOWN)
         add("no client op succeeded: the run proves nothing")
@@ -98,6 +110,14 @@ def check_run(
         "reproduce": test_doc.get("reproduce"),
         "seed": test_doc.get("seed"),
     }
+    if cross:
+        results["graph"] = cross["graph"]
+        if cross.get("disagreement"):
+            results["checker_disagreement"] = cross["disagreement"]
+        if cross.get("witness"):
+            results["witness"] = cross["witness"]
+    if isinstance(test_doc.get("clock"), dict):
+        results["clock"] = test_doc["clock"]
     if interrupted:
         results["interrupted"] = True
         if test_doc.get("interrupted_reason"):
@@ -108,6 +128,43 @@ def check_run(
         results["checker_note"] = note
     write_json(run_dir / RESULTS_FILE, results)
     return results
+
+
+def cross_check(workload: Workload, hist: Any, test_doc: dict[str, Any], search: Result) -> dict[str, Any] | None:
+    """Register runs: the graph checker beside the search, their verdicts reconciled, and
+    the minimal witness of a violation (see :mod:`jepsenlike.checkers.crosscheck`).
+
+    None for workloads without a register model. ``valid`` is the merged verdict;
+    ``disagreement`` is set when the two checkers contradict each other (a checker bug).
+    """
+    from jepsenlike.checkers.crosscheck import (
+        GRAPH_MODELS,
+        blocked_op,
+        graph_check,
+        graph_doc,
+        reconcile,
+        witness_doc,
+        witness_key,
+    )
+    from jepsenlike.checkers.specs import get_spec
+
+    if workload.model not in GRAPH_MODELS:
+        return None
+    timeout = float(((test_doc.get("config") or {}).get("check_timeout")) or 60.0)
+    spec = get_spec(workload.model)
+    graph = graph_check(hist, workload.model, spec, timeout=timeout)
+    valid, disagreement = reconcile(search.valid, graph.valid)
+    out: dict[str, Any] = {"valid": valid, "graph": graph_doc(graph)}
+    if disagreement:
+        out["disagreement"] = disagreement
+    if search.valid is False or graph.valid is False:
+        try:
+            w = witness_doc(hist, spec, witness_key(search, graph), blocked=blocked_op(search, graph))
+        except Exception as e:  # a witness is an explanation; the verdict stands without it
+            w = {"error": f"{type(e).__name__}: {e}"}
+        if w is not None:
+            out["witness"] = w
+    return out
 
 
 def run_extra_checker(name: str, hist: Any, test_doc: dict[str, Any]) -> Result:

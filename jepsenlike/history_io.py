@@ -481,7 +481,10 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._index = 0
         self._size = 0  # bytes of complete lines in the file
+        # the wall-clock instant of history time 0, read back to back with the monotonic
+        # start (so history times map onto node log timestamps)
         self._start = time.monotonic_ns()
+        self.wall_start_ns = time.time_ns()
         self._fsync = fsync
         self._failed: HistoryWriteError | None = None
         self.ops: list[Op] = []

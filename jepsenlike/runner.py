@@ -426,6 +426,7 @@ def phase_setup(run: Run) -> None:
 
     # storeguard: a failed history write stops the run cleanly, the file cut to its last line
     run.history = GuardedHistory(HistoryWriter(run.run_dir / HISTORY_FILE), run.run_dir / HISTORY_FILE)
+    run.test_doc["clock"] = wall_clock_doc(run.history.writer.wall_start_ns)
     nemlog.guard = run.history
     stack.callback(run.history.close)
     run.ctx = RunContext(config, system, backend, derive_rng(config.seed, "targets"), leaders,
@@ -441,6 +442,21 @@ def phase_setup(run: Run) -> None:
                                   run.keys_seen, run.keys_lock))
     stack.callback(_close_clients, run)
     stack.callback(_stop_threads, run)
+
+
+def wall_clock_doc(unix_ns: int) -> dict[str, Any]:
+    """When history time 0 was on the wall clock (UTC, microseconds), to line up node logs."""
+    import datetime
+
+    at = datetime.datetime.fromtimestamp(unix_ns / 1e9, tz=datetime.UTC)
+    local = at.astimezone()
+    return {
+        "history_start_unix_ns": unix_ns,
+        "history_start_utc": at.isoformat(timespec="microseconds"),
+        "history_start_local": local.isoformat(timespec="microseconds"),
+        "note": "history time t (ns) happened at wall-clock history_start_unix_ns + t on the "
+                "machine running jepsenlike (node clocks under a clock fault differ)",
+    }
 
 
 def phase_warmup(run: Run) -> None:

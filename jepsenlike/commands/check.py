@@ -22,6 +22,14 @@ backwards, a torn last line) go to stderr and, with ``--json``, appear as
 ``time_backwards`` and ``torn_tail``. When stdout is a pipe that closes
 (``check ... | head``), the command stops quietly with exit status 141.
 
+``--report DIR`` writes, per file, a directory ``jepsenlike show`` and a
+browser can open: ``history.jsonl`` (the history as read, whatever its
+format), ``results.json`` (the verdict, the checker's details, the minimal
+witness of a violation), ``test.json`` and ``report.html``. For a register
+model both checkers run there (the search and the graph checker, reconciled as
+in ``jepsenlike run``: a contradiction is reported as a checker bug and makes
+the verdict unknown), and the printed verdict is the reconciled one.
+
 ``--checker``: ``wgl`` is the linearizability search
 (:mod:`jepsenlike.checkers.linearizable`); ``graph`` the dependency-graph
 checker (:mod:`jepsenlike.checkers.graph`); ``auto`` (the default) uses the
@@ -91,6 +99,12 @@ def register(sub: Any) -> None:
         "--independent", choices=("auto", "yes", "no"), default="auto",
         help=".edn only: read Jepsen's [key value] op values as key + value "
         "(auto: when every read is invoked with [key nil])",
+    )
+    p.add_argument(
+        "--report", metavar="DIR",
+        help="also write report.html (witness first, timeline, cycle, tables), history.jsonl, "
+        "results.json and test.json into DIR (a subdirectory per file when several are given); "
+        "jepsenlike show DIR prints it",
     )
     p.set_defaults(func=run)
 
@@ -220,6 +234,15 @@ def _run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             continue
         elapsed = time.monotonic() - t0
+        if args.report:
+            out_dir = Path(args.report)
+            if len(args.histories) > 1:
+                out_dir = out_dir / Path(path).name.replace(".", "_")
+            try:
+                result = write_check_report(out_dir, path, history, result, checker, spec, args)
+            except OSError as e:
+                raise ConfigError(f"--report {args.report}: cannot write there: {e}") from None
+            print(f"jepsenlike: report: {out_dir / 'report.html'}", file=sys.stderr)
         verdicts.append(result.valid)
         verdict = VERDICTS.get(result.valid, "unknown")
         if args.json:
@@ -258,3 +281,78 @@ def _run(args: argparse.Namespace) -> int:
     if errors:
         return EXIT_ERROR
     return exit_code_for(merge_valid(verdicts))
+
+
+def write_check_report(
+    out_dir: Path, path: str, history: History, result: Result, checker: str, spec: Spec,
+    args: argparse.Namespace,
+) -> Result:
+    """Write a run-shaped directory for one checked file; returns the (reconciled) result."""
+    from jepsenlike.checkers.crosscheck import (
+        GRAPH_MODELS,
+        blocked_op,
+        graph_check,
+        graph_doc,
+        reconcile,
+        witness_doc,
+        witness_key,
+        witness_where,
+    )
+    from jepsenlike.history_io import write_history
+    from jepsenlike.report import write_run_report
+    from jepsenlike.stats import compute_stats
+    from jepsenlike.store import write_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_history(out_dir / "history.jsonl", history.ops)
+    results: dict[str, Any] = {}
+    search = result if checker == "wgl" else None
+    graph = result if checker == "graph" else None
+    valid = result.valid
+    explanation = result.explanation
+    if args.model in GRAPH_MODELS:
+        from jepsenlike.checkers.linearizable import check_linearizable
+
+        if graph is None:
+            graph = graph_check(history, args.model, spec, timeout=args.timeout or 60.0)
+        if search is None:
+            search = _safely(lambda: check_linearizable(history, spec, timeout=args.timeout,
+                                                        max_memory_states=args.max_states))
+        valid, disagreement = reconcile(search.valid, graph.valid)
+        results["graph"] = graph_doc(graph)
+        if disagreement:
+            results["checker_disagreement"] = disagreement
+            explanation = disagreement["message"] + "\n" + explanation
+            print(f"jepsenlike: {path}: {disagreement['message']}", file=sys.stderr)
+    if valid is False:
+        key = witness_key(search, graph) if search is not None or graph is not None else None
+        try:
+            w = witness_doc(history, spec, key, blocked=blocked_op(search, graph))
+        except Exception as e:  # an explanation only: the verdict stands without it
+            w = {"error": f"{type(e).__name__}: {e}"}
+        if w is not None:
+            results["witness"] = w
+            if w.get("reason"):
+                explanation = (f"witness ({witness_where(w)}): "
+                               f"{w['reason']}\n{explanation}")
+    primary = search if search is not None else result
+    doc = {
+        "valid": valid,
+        "explanation": explanation,
+        "workload": {"name": f"check --model {args.model}", **primary.to_dict()},
+        "stats": compute_stats(history, {}),
+        "nemesis": {"fired": []},
+        "source": path,
+        **results,
+    }
+    write_json(out_dir / "results.json", doc)
+    write_json(out_dir / "test.json", {
+        "name": Path(path).name,
+        "config": {"source": str(path), "model": args.model, "checker": checker},
+        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": sys.argv,
+    })
+    files = write_run_report(out_dir)
+    for p in files.problems:
+        print(f"jepsenlike: note: {p}", file=sys.stderr)
+    return Result(valid, primary.details, explanation)

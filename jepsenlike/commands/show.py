@@ -6,7 +6,10 @@ Theory of operation
 relative to ``--store`` (``memory-register/20261126T063640.735``, a test
 name), or ``latest`` (the default: the store's newest run). The run is read
 with :func:`jepsenlike.report.load_run`, without the cluster, and printed with
-rich: the config, the verdict and the checker's explanation, the first
+rich: the config and the verdict, the minimal witness when the results have
+one (its sentence, its ops with the node that served each, the faults in
+force, the dependency cycle, the involved nodes' log lines around it), the
+checker's explanation, the first
 anomaly in detail (the op that could not be linearized and the longest
 partial linearization with model states, or the cycle with a ``why`` per
 edge), fault coverage when the results have it, the faults fired,
@@ -128,9 +131,20 @@ def render(run_dir: Path, console: Any, full: bool = False) -> None:
     ]
     if cfg.get("bug"):
         rows.insert(3, ("seeded bug", str(cfg["bug"])))
+    if cfg.get("source"):  # a directory of jepsenlike check --report
+        rows = [("history", str(cfg["source"])), ("model", str(cfg.get("model", "?"))),
+                ("checker", str(cfg.get("checker", "?"))), ("checked", str(run.test.get("checked_at", "?")))]
     for k, v in rows:
         _add_row(grid, k, v)
     say(Panel(grid, title=title, title_align="left"))
+    from jepsenlike.report.witness import witness_text
+
+    wlines = witness_text(run, full=full)
+    if wlines:
+        say(Text(wlines[0], style="bold red"))
+        say(Text(wlines[1], style="bold"))
+        for line in wlines[2:]:
+            say(Text(line), soft_wrap=True)
     for note in run.notes:
         say(Text(f"note: {note}", style="yellow"))
     if run.results.get("interrupted"):

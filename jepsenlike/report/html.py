@@ -325,16 +325,105 @@ def _graph_html(w: Witness, n: int) -> str:
     return "\n".join(parts)
 
 
-def witnesses_html(witnesses: list[Witness]) -> str:
+def _group_of(w: Witness) -> str:
+    key = w.record.get("key") if w.kind == "linearizability" else None
+    return f"key {json.dumps(key, default=str)}" if key is not None else (
+        "graph anomalies" if w.kind == "graph" else "anomalies")
+
+
+def witnesses_html(witnesses: list[Witness], open_key: Any = None) -> str:
+    """Every anomaly, grouped by key; one group (the witness's key, else the first) is
+    expanded, the others folded under a count."""
     if not witnesses:
         return ""
+    shown = list(enumerate(witnesses[:MAX_WITNESSES_SHOWN]))
+    groups: dict[str, list[tuple[int, Witness]]] = {}
+    for n, w in shown:
+        groups.setdefault(_group_of(w), []).append((n, w))
+    want = f"key {json.dumps(open_key, default=str)}" if open_key is not None else None
+    first = want if want in groups else next(iter(groups))
+    order = [first] + [g for g in groups if g != first]
     out = []
-    for n, w in enumerate(witnesses[:MAX_WITNESSES_SHOWN]):
-        out.append(_lin_html(w, n) if w.kind == "linearizability" else _graph_html(w, n))
+    others = len(order) - 1
+    if others:
+        out.append(f'<p class="group-count" id="group-count">{escape(first)} is expanded; {others} other '
+                   f"{'group' if others == 1 else 'groups'} folded below "
+                   f"({', '.join(escape(g) for g in order[1:6])}{', ...' if others > 5 else ''}).</p>")
+    for g in order:
+        items = groups[g]
+        body = "\n".join(_lin_html(w, n) if w.kind == "linearizability" else _graph_html(w, n) for n, w in items)
+        out.append(f'<details class="anomaly-group"{" open" if g == first else ""}><summary>{escape(g)}: '
+                   f"{len(items)} {'anomaly' if len(items) == 1 else 'anomalies'}</summary>\n{body}</details>")
     if len(witnesses) > MAX_WITNESSES_SHOWN:
         out.append(f'<p class="muted">... and {len(witnesses) - MAX_WITNESSES_SHOWN} more; results.json has '
                    "every one.</p>")
     return "\n".join(out)
+
+
+def _cycle_html(rec: dict[str, Any], details: list[dict[str, Any]] | None = None) -> str:
+    """The graph checker's cycle over the witness: the drawing and one sentence per edge."""
+    from jepsenlike.report.witness import cycle_labels
+
+    labels = {k: v.split(" (", 1)[1][:-1] for k, v in cycle_labels(rec, details or []).items() if " (" in v}
+    parts = [f'<div class="witness-cycle" id="witness-cycle"><h3>The dependency cycle ({escape(str(rec.get("type")))})'
+             "</h3>"]
+    if rec.get("steps"):
+        svg = _cycle_svg(rec)
+        if svg:
+            parts.append(f'<div class="cycle-svg">{svg}</div>')
+        names = {t.get("index"): t.get("name") for t in rec.get("txns") or []}
+        parts.append('<table class="edges"><thead><tr><th>edge</th><th>relation</th><th>why</th></tr>'
+                     "</thead><tbody>")
+        for s in rec["steps"]:
+            a, b = s.get("from"), s.get("to")
+            parts.append(
+                f"<tr><td>{escape(str(names.get(a, a)))} ({escape(labels.get(a, f'op {a}'))}) &rarr; "
+                f"{escape(str(names.get(b, b)))} ({escape(labels.get(b, f'op {b}'))})</td>"
+                f'<td class="rel rel-{escape(str(s.get("rel")))}">{escape(str(s.get("rel")))}</td>'
+                f"<td>{escape(str(s.get('why')))}</td></tr>")
+        parts.append("</tbody></table>")
+    if rec.get("explanation"):
+        parts.append(f'<p class="muted">{escape(str(rec["explanation"]))}</p>')
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def witness_first_html(run: RunData) -> str:
+    """The first screen: the minimal witness drawn, its faults, its cycle, the nodes' logs."""
+    from jepsenlike.report.witness import (
+        faults_during,
+        faults_sentence,
+        logs_html,
+        node_log_excerpts,
+        witness_of,
+        witness_svg,
+    )
+
+    w = witness_of(run)
+    if w is None:
+        return ""
+    faults = merge_same_span(fault_intervals(run.ops, run.end_ns)[0])
+    notes = faults_during(w, faults)
+    n = len(w["details"])
+    total = w.get("part_ops")
+    of = f" of the key's {total}" if isinstance(total, int) else ""
+    minimal = ("Removing any one of them (with the ops that read only its value) leaves a linearizable "
+               "history." if w.get("minimal") else
+               "Shrinking stopped at its time limit: a smaller set may exist.")
+    parts = [
+        f'<h2 id="witness-title">Witness: {escape(str(w.get("anomaly", "not linearizable")))}'
+        + (f" on key {escape(json.dumps(w.get('key'), default=str))}" if w.get("key") is not None else "")
+        + f", {n} ops{of}</h2>",
+        f'<p class="witness-reason" id="witness-reason">{escape(str(w.get("reason", "")))}</p>',
+        f'<div class="witness-figure">{witness_svg(w, notes)}</div>',
+        f'<p class="witness-faults" id="witness-faults">{escape(faults_sentence(notes, w))}</p>',
+        f'<p class="muted">These {n} ops (history indices '
+        + ", ".join(_op_link(i) for i in w.get("ops") or []) + f") are not linearizable on their own. {minimal}</p>",
+    ]
+    if isinstance(w.get("cycle"), dict):
+        parts.append(_cycle_html(w["cycle"], w["details"]))
+    parts.append(logs_html(node_log_excerpts(run, w, faults), run))
+    return "\n".join(parts)
 
 
 def _kv_table(rows: list[tuple[str, Any]], cls: str = "kv") -> str:
@@ -381,11 +470,15 @@ def _faults_html(run: RunData) -> str:
         parts.append("<p>Faults that touched something: "
                      + ", ".join(f"{escape(f)} &times;{n}" for f, n in counts.items()) + "</p>")
     if fired:
-        parts.append('<table class="faults"><thead><tr><th>at (s)</th><th>f</th><th>asked</th><th>result</th>'
-                     "<th>error</th></tr></thead><tbody>")
+        from jepsenlike.report.model import _nodes_of, describe_fault
+
+        parts.append('<table class="faults"><thead><tr><th>at (s)</th><th>f</th><th>what</th><th>asked</th>'
+                     "<th>result</th><th>error</th></tr></thead><tbody>")
         for f in fired[:500]:
+            what = describe_fault(str(f.get("f")), f.get("value"), _nodes_of(f.get("value")))
             parts.append(
                 f"<tr><td>{escape(str(f.get('done_s', f.get('time_s', ''))))}</td><td>{escape(str(f.get('f')))}</td>"
+                f"<td>{escape(what)}</td>"
                 f"<td>{_state(f.get('asked'))}</td><td>{_state(f.get('value'))}</td>"
                 f"<td>{escape(str(f.get('error') or ''))}</td></tr>"
             )
@@ -450,6 +543,17 @@ def _files_html(run_dir: Path) -> str:
     return " · ".join(f'<a href="{escape(n)}">{escape(n)}</a>' for n in names)
 
 
+def _summary_line(run: RunData) -> str:
+    cfg = run.config
+    if cfg.get("source"):
+        return f"history {cfg['source']} checked against {cfg.get('model', '?')}"
+    bits = [f"{cfg.get('system', '?')} x{cfg.get('nodes', '?')}", f"workload {cfg.get('workload', '?')}",
+            f"nemesis {', '.join(cfg.get('nemesis') or []) or 'none'}", f"seed {run.seed}"]
+    if cfg.get("bug"):
+        bits.insert(1, f"bug {cfg['bug']}")
+    return " · ".join(bits)
+
+
 def render_report(
     run: RunData,
     *,
@@ -464,7 +568,7 @@ def render_report(
     word = verdict_word(valid)
     explanation = str(run.results.get("explanation") or "")
     header_rows: list[tuple[str, Any]] = [
-        ("verdict", _Html(f'<span class="verdict verdict-{word.lower()}" id="verdict">{word}</span>')),
+        ("verdict", _Html(f'<span class="verdict verdict-{word.lower()}">{word}</span>')),
         ("system", f"{cfg.get('system', '?')} ({cfg.get('nodes', '?')} nodes, backend {cfg.get('backend', '?')})"),
         ("workload", cfg.get("workload", "?")),
         ("nemesis", ", ".join(cfg.get("nemesis") or []) or "none"),
@@ -481,11 +585,15 @@ def render_report(
         "NAME": escape(run.name),
         "CSS": _asset("report.css"),
         "HEADER": _kv_table(header_rows),
+        "VERDICT": f'<span class="verdict verdict-{word.lower()}" id="verdict">{word}</span>',
         "NOTES": "".join(f'<p class="note">{escape(n)}</p>' for n in run.notes) + _run_state_html(run),
         "EXPLANATION": (f'<pre class="explanation">{escape(explanation)}</pre>' if explanation else ""),
         "NOTE": (f'<p class="note">{escape(str(run.results["checker_note"]))}</p>'
                  if run.results.get("checker_note") else ""),
-        "WITNESSES": witnesses_html(witnesses) or _no_witness_html(run),
+        "WITNESS": witness_first_html(run),
+        "SUMMARY": escape(_summary_line(run)),
+        "WITNESSES": witnesses_html(witnesses, (run.results.get("witness") or {}).get("key"))
+        or _no_witness_html(run),
         "STATS": _stats_html(run.results),
         "FAULTS": _faults_html(run),
         "PLOTS": _plots_html(plots or []) or '<p class="muted">No plots (see the notes above).</p>',

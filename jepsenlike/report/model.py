@@ -197,6 +197,7 @@ OPENERS: dict[str, tuple[str, ...]] = {
     "bump-clock": ("reset-clock",),
     "strobe-clock": ("reset-clock",),
     "clock-rate": ("reset-clock",),
+    "drift-clock": ("reset-clock",),
     "slow": ("fast", "stop-slow", "heal"),
     "flaky": ("stop-flaky", "heal"),
 }
@@ -224,10 +225,62 @@ class FaultInterval:
     label: str
     open: bool = False
     error: Any = None
+    text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "start": self.start_ns, "end": self.end_ns, "nodes": self.nodes,
-                "label": self.label, "open": self.open, "error": self.error}
+                "label": self.label, "open": self.open, "error": self.error, "text": self.text or self.label}
+
+
+def _names(nodes: Any) -> str:
+    return ", ".join(str(n) for n in nodes)
+
+
+def describe_grudge(grudge: dict[str, Any]) -> str:
+    """A grudge (node -> the nodes it hears nothing from) in words: who was cut off from whom."""
+    g = {str(n): sorted(str(x) for x in (drops or [])) for n, drops in grudge.items()}
+    nodes = sorted(set(g) | {x for d in g.values() for x in d})
+    symmetric = all(n in g.get(x, []) for n, d in g.items() for x in d)
+    if not any(g.values()):
+        return "no link cut"
+    if symmetric:
+        # sides: nodes that still hear each other, when that is an equivalence (a clean split)
+        reach = {n: {x for x in nodes if x != n and x not in g.get(n, [])} | {n} for n in nodes}
+        sides = sorted({frozenset(r) for r in reach.values()}, key=lambda s: sorted(s))
+        clean = all(reach[x] == r for r in sides for x in r)
+        if clean and len(sides) > 1:
+            cut = [s for s in sides if len(s) == 1]
+            text = " | ".join("{" + _names(sorted(s)) + "}" for s in sides)
+            if len(sides) == 2 and cut:
+                lone = next(iter(cut[0]))
+                return f"{lone} cut off from {_names(g[lone])} (sides {text})"
+            return f"network split into {text}"
+        return "; ".join(f"{n} cut off from {_names(d)}" for n, d in sorted(g.items()) if d)
+    return "; ".join(f"{n} hears nothing from {_names(d)}" for n, d in sorted(g.items()) if d)
+
+
+def describe_fault(f: str, value: Any, nodes: list[str] | None = None) -> str:
+    """One phrase saying what a fault did: the grudge, the clock offsets, the nodes killed."""
+    v = value if isinstance(value, dict) else {}
+    if isinstance(v.get("grudge"), dict):
+        return f"partition: {describe_grudge(v['grudge'])}"
+    if isinstance(v.get("offsets"), dict):
+        return "clock bump: " + ", ".join(
+            f"{n}'s clock moved {float(off):+.3f} s" for n, off in sorted(v["offsets"].items())
+            if isinstance(off, (int, float)))
+    if isinstance(v.get("strobe"), dict):
+        return "clock strobe: " + ", ".join(
+            f"{n}'s clock flips {s.get('delta', 0):+.3f} s every {s.get('period', '?')} s"
+            for n, s in sorted(v["strobe"].items()) if isinstance(s, dict))
+    if isinstance(v.get("rates"), dict):
+        return "clock drift: " + ", ".join(
+            f"{n}'s clock runs at {float(r):.2f}x" for n, r in sorted(v["rates"].items())
+            if isinstance(r, (int, float)))
+    who = _names(nodes) if nodes else ""
+    words = {"kill": "killed", "pause": "paused (SIGSTOP)", "slow": "slowed", "flaky": "links made flaky"}
+    if f in words and who:
+        return f"{who} {words[f]}"
+    return f"{f} {who}".strip()
 
 
 def _nodes_of(value: Any) -> list[str] | None:
@@ -274,8 +327,14 @@ def merge_same_span(faults: list[FaultInterval]) -> list[FaultInterval]:
         if k in out:
             out[k].nodes = sorted(set(out[k].nodes) | set(iv.nodes))
             out[k].label = _label(iv.kind, out[k].nodes, None)
+            if iv.text and iv.text not in out[k].text:
+                merged = out[k].text.split(": ", 1)
+                extra = iv.text.split(": ", 1)
+                same_kind = len(merged) == 2 and len(extra) == 2 and merged[0] == extra[0]
+                out[k].text = f"{out[k].text}, {extra[1]}" if same_kind else f"{out[k].text}; {iv.text}"
         else:
-            out[k] = FaultInterval(iv.kind, iv.start_ns, iv.end_ns, list(iv.nodes), iv.label, iv.open, iv.error)
+            out[k] = FaultInterval(iv.kind, iv.start_ns, iv.end_ns, list(iv.nodes), iv.label, iv.open, iv.error,
+                                   iv.text)
     return list(out.values())
 
 
@@ -308,6 +367,17 @@ def nemesis_events(ops: list[Op]) -> list[NemesisEvent]:
     return out
 
 
+def _one_node(value: Any, node: str) -> Any:
+    """A clock fault's value narrowed to one node (its own offset, strobe or rate)."""
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for k in ("offsets", "strobe", "rates"):
+        if isinstance(value.get(k), dict):
+            out[k] = {node: value[k][node]} if node in value[k] else {}
+    return out
+
+
 def fault_intervals(ops: list[Op], end_ns: int | None = None) -> tuple[list[FaultInterval], list[NemesisEvent]]:
     """Fault intervals and the nemesis events that were neither opener nor closer.
 
@@ -330,14 +400,15 @@ def fault_intervals(ops: list[Op], end_ns: int | None = None) -> tuple[list[Faul
             whole = isinstance(ev.value, dict) and "grudge" in ev.value
             if nodes and whole:
                 open_.append(FaultInterval(opener, ev.time_ns, end, nodes, _label(opener, nodes, None),
-                                           open=True, error=ev.error))
+                                           open=True, error=ev.error, text=describe_fault(ev.f, ev.value, nodes)))
             elif nodes:
                 for n in nodes:
+                    one = _one_node(ev.value, n)
                     open_.append(FaultInterval(opener, ev.time_ns, end, [n], _label(opener, [n], None),
-                                               open=True, error=ev.error))
+                                               open=True, error=ev.error, text=describe_fault(ev.f, one, [n])))
             else:
                 open_.append(FaultInterval(opener, ev.time_ns, end, [], _label(opener, None, ev.value),
-                                           open=True, error=ev.error))
+                                           open=True, error=ev.error, text=describe_fault(ev.f, ev.value)))
         elif closes:
             keep = []
             for iv in open_:
@@ -383,7 +454,8 @@ def _walk(obj: Any, path: str, depth: int = 0) -> Iterator[tuple[str, dict[str, 
         return
     yield path, obj
     for k, v in obj.items():
-        if k in ("anomalies", "failures", "partial_linearizations", "stats", "nemesis", "traceback"):
+        if k in ("anomalies", "failures", "partial_linearizations", "stats", "nemesis", "traceback",
+                 "graph", "witness"):
             continue
         if isinstance(v, dict):
             yield from _walk(v, f"{path}.{k}" if path else str(k), depth + 1)

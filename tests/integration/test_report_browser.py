@@ -102,7 +102,8 @@ def test_timeline_shows_every_op_faults_and_the_anomaly(browser, store, artifact
     assert [int(r.get_attribute("data-index")) for r in anomalous] == [w.blocked[0]]
     assert len(drawn(browser, "#timeline-svg rect.op.related")) == len(set(w.related))
     labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#timeline-svg .fault-label")]
-    assert "kill n2" in labels and any(label.startswith("pause n3") for label in labels)
+    # a band says what the fault did, not only its f
+    assert "n2 killed" in labels and any(label.startswith("n3 paused") for label in labels)
     assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline-svg rect.fault")) == 2
     lanes = {t.text for t in browser.find_elements(By.CSS_SELECTOR, "#timeline-svg .lane-label")}
     assert {"nemesis", "p0", "p1", "p2", "p3"} <= lanes
@@ -222,9 +223,61 @@ def test_report_of_a_real_run_with_a_seeded_bug(browser, tmp_path, artifacts):
     assert len(drawn(browser)) == len(data["ops"])
     assert drawn(browser, "#timeline-svg rect.op.anomaly")
     assert browser.find_element(By.ID, "verdict").text == "INVALID"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert 1 <= len(results["witness"]["ops"]) <= 10 and results["graph"]["valid"] is False
+    assert_witness_on_first_screen(browser, results["witness"])
     assert_no_js_errors(browser)
     shot(browser, artifacts, "report-real-run-top")
     shot(browser, artifacts, "report-real-run-timeline", "timeline")
+
+
+def assert_witness_on_first_screen(driver: Any, witness: dict[str, Any]) -> None:
+    """The witness sentence and its picture (every op of it) are visible without scrolling."""
+    driver.execute_script("window.scrollTo(0, 0)")
+    height = driver.execute_script("return window.innerHeight")
+    reason = driver.find_element(By.ID, "witness-reason")
+    assert reason.is_displayed() and reason.text == witness["reason"]
+    svg = driver.find_element(By.ID, "witness-svg")
+    assert svg.is_displayed()
+    bottom = driver.execute_script("return arguments[0].getBoundingClientRect().bottom", svg)
+    assert bottom <= height, f"the witness picture ends at {bottom}px, below the first screen ({height}px)"
+    bars = driver.find_elements(By.CSS_SELECTOR, "#witness-svg rect.witness-op")
+    assert sorted(int(b.get_attribute("data-index")) for b in bars) == sorted(witness["ops"])
+    faults = driver.find_element(By.ID, "witness-faults")
+    assert faults.is_displayed() and faults.text
+    top = driver.execute_script("return arguments[0].getBoundingClientRect().top", faults)
+    assert top < height
+
+
+def test_witness_is_the_first_screen(browser, store, artifacts):
+    run_dir = write_sample_run(store, "invalid-register", seed=11)
+    open_report(browser, run_dir, plots=False)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert_witness_on_first_screen(browser, results["witness"])
+    # the cycle is drawn right under it; the tables are folded
+    assert browser.find_elements(By.CSS_SELECTOR, "#witness .witness-cycle g.edge")
+    stats = browser.find_element(By.CSS_SELECTOR, "#stats-section details")
+    assert stats.get_attribute("open") is None
+    assert_no_js_errors(browser)
+    shot(browser, artifacts, "report-witness-first-screen")
+
+
+def test_check_report_of_a_jepsen_edn_history(browser, tmp_path, artifacts):
+    """``jepsenlike check history.edn --model cas-register --report DIR`` in the browser: witness first."""
+    out = tmp_path / "out"
+    edn = Path(__file__).resolve().parents[1] / "corpus" / "jepsen" / "cas-register-stale-read.edn"
+    proc = subprocess.run([sys.executable, "-m", "jepsenlike", "check", str(edn), "--model", "cas-register",
+                           "--report", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    browser.get_log("browser")
+    browser.get((out / "report.html").as_uri())
+    assert browser.execute_script("return document.body.getAttribute('data-ready')") == "1"
+    results = json.loads((out / "results.json").read_text())
+    assert_witness_on_first_screen(browser, results["witness"])
+    assert browser.find_element(By.ID, "verdict").text == "INVALID"
+    assert "cas-register-stale-read.edn" in browser.find_element(By.ID, "summary").text
+    assert_no_js_errors(browser)
+    shot(browser, artifacts, "check-report-edn")
 
 
 def test_serve_index_sorts_and_links_reports(browser, tmp_path, artifacts):

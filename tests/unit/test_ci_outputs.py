@@ -93,7 +93,8 @@ def test_records_read_back_from_run_dirs(runs):
     i = RunRecord.from_run_dir(runs["invalid"])
     assert (v.outcome, i.outcome) == ("valid", "invalid")
     assert i.seed == 7 and i.run_dir == runs["invalid"].resolve()
-    assert i.headline.startswith("INVALID: key 0: not linearizable")
+    # the minimal witness comes first: the stale read in one sentence
+    assert i.headline.startswith("INVALID: witness (key 0, ") and "stale read" in i.headline
     assert i.anomaly.endswith("cannot be linearized")
     assert i.faults == {"kill": 1, "start": 1, "pause": 1}
 
@@ -127,7 +128,8 @@ def test_junit_xml_one_testcase_per_run_with_failure_and_properties(tmp_path, ru
     assert props["verdict"] == "invalid"
     fail = invalid.find("failure")
     assert fail.get("type") == "invalid"
-    assert fail.get("message").startswith("INVALID: key 0: not linearizable")
+    assert fail.get("message").startswith("INVALID: witness (key 0, ")
+    assert "key 0: not linearizable" in fail.text
     assert "longest partial linearization" in fail.text and "Run dir: " in fail.text
     assert graph.find("failure").get("message").startswith("INVALID: list-append: found")
     err = crashed.find("error")
@@ -168,7 +170,7 @@ def test_summary_md_table_and_details_for_each_bad_run(runs):
     assert all(len(re.split(r"(?<!\\)\|", ln)) == 10 for ln in table), "8 cells; pipes in cells escaped"
     assert "x\\|y" in md
     assert md.count("<details>") == 2, "one block per run that is not valid"
-    assert "```text\nkey 0: not linearizable" in md
+    assert "```text\nwitness (key 0, " in md and "key 0: not linearizable" in md
     assert f"Run dir: `{runs['invalid'].resolve()}`" in md
 
 

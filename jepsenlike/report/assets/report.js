@@ -4,7 +4,7 @@
  *   0 invocation index, 1 process, 2 f, 3 key, 4 invoked value, 5 completed value,
  *   6 outcome (ok|fail|info|pending), 7 node, 8 error, 9 invoke time (ns),
  *   10 completion time (ns, -1: never), 11 completion index (-1: never), 12 key ids
- * faults: {kind, start, end, nodes, label, open}; instants: {index, t, f, value, error}.
+ * faults: {kind, start, end, nodes, label, open, error, text}; instants: {index, t, f, value, error}.
  * The view is a time window [v0, v1] in ns; every redraw builds the SVG for the
  * ops that overlap it, so zooming in on a long history stays cheap.
  */
@@ -105,7 +105,7 @@
       var x0 = Math.max(LEFT, xOf(f.start, w)), x1 = Math.min(w - RIGHT, xOf(f.end, w));
       var color = FAULT_COLORS[f.kind] || "#555";
       out.push('<rect class="fault" data-fault="' + i + '" x="' + x0 + '" y="' + TOP + '" width="' + Math.max(2, x1 - x0) + '" height="' + (h - TOP) + '" fill="' + color + '"/>');
-      out.push('<text class="fault-label" data-fault="' + i + '" x="' + (x0 + 2) + '" y="' + (TOP + 11) + '">' + esc(f.label) + (f.open ? " (not healed)" : "") + "</text>");
+      out.push('<text class="fault-label" data-fault="' + i + '" x="' + (x0 + 2) + '" y="' + (TOP + 11) + '">' + esc(f.text || f.label) + (f.open ? " (not healed)" : "") + "</text>");
     });
     D.instants.forEach(function (e, i) {
       if (e.t < view[0] || e.t > view[1]) { return; }
@@ -210,7 +210,7 @@
       html = tooltipHtml(OPS[Number(el.dataset.i)]);
     } else if (el.dataset && el.dataset.fault !== undefined) {
       var f = D.faults[Number(el.dataset.fault)];
-      html = "<strong>" + esc(f.label) + "</strong><br>" + secs(f.start) + " to " + secs(f.end) + (f.open ? " (never healed)" : "") + (f.error ? "<br>error: " + esc(f.error) : "");
+      html = "<strong>" + esc(f.text || f.label) + "</strong>" + (f.text && f.text !== f.label ? "<br>" + esc(f.label) : "") + "<br>" + secs(f.start) + " to " + secs(f.end) + (f.open ? " (never healed)" : "") + (f.error ? "<br>error: " + esc(f.error) : "");
     } else if (el.dataset && el.dataset.instant !== undefined) {
       var ev = D.instants[Number(el.dataset.instant)];
       html = "<strong>" + esc(ev.f) + "</strong> at " + secs(ev.t) + "<br>" + esc(show(ev.value)) + (ev.error ? "<br>error: " + esc(ev.error) : "");
