@@ -7,8 +7,12 @@ then runs ``--tries`` times (run seeds 1..N, 3 local nodes) and the table counts
 many runs the checker found invalid: the failure reproduced. A valid run is a run
 where the real cluster's timing did not hit the window the simulation hit.
 
+``--replay schedule.json`` (repeatable) measures a saved or hand-written schedule instead
+(through ``jepsenlike simulate --replay``, which writes the same run directory).
+
 Usage: ``python benchmarks/bench_sim_reproduce.py [--bugs lease-without-bound,stale-read]
-[--system raft] [--sim-seed 1] [--tries 5]``. Each real run takes ~15-20 s.
+[--system raft] [--sim-seed 1] [--tries 5] [--replay schedule.json ...]``. Each real run
+takes ~15-25 s.
 Everything goes to a temporary store, removed at the end (``--keep`` keeps it).
 """
 
@@ -36,16 +40,21 @@ def main() -> None:
     ap.add_argument("--bugs", default="lease-without-bound,stale-read")
     ap.add_argument("--sim-seed", type=int, default=1)
     ap.add_argument("--tries", type=int, default=5)
+    ap.add_argument("--replay", action="append", default=[], metavar="SCHEDULE",
+                    help="measure this schedule.json instead of searching (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary store")
     args = ap.parse_args()
     store = Path(tempfile.mkdtemp(prefix="bench-sim-reproduce-"))
     rows = []
+    if args.replay:
+        cases = [(Path(f).stem + f"-{k}", ["simulate", "--replay", f]) for k, f in enumerate(args.replay)]
+    else:
+        cases = [(bug, ["simulate", "--system", args.system, "--bug", bug, "--seed", str(args.sim_seed),
+                        "--time-limit", "60"]) for bug in args.bugs.split(",") if bug]
     try:
-        for bug in [b for b in args.bugs.split(",") if b]:
+        for bug, sim_args in cases:
             sim_store = store / f"sim-{bug}"
-            p = jepsenlike(["simulate", "--system", args.system, "--bug", bug, "--seed",
-                            str(args.sim_seed), "--time-limit", "60", "--store", str(sim_store),
-                            "--quiet"])
+            p = jepsenlike([*sim_args, "--store", str(sim_store), "--quiet"])
             if p.returncode != 1:
                 print(f"{bug}: simulate exited {p.returncode}, no failure to reproduce\n{p.stdout}{p.stderr}")
                 continue
@@ -65,19 +74,20 @@ def main() -> None:
                 print(f"  {bug} try {k}: {verdict} ({time.monotonic() - t0:.0f} s)", flush=True)
                 if r.returncode not in (0, 1, 2):
                     print(r.stdout[-2000:], r.stderr[-2000:])
-            rows.append((bug, len(steps), [json.loads(o) for o in ops], verdicts, command))
+            seed = json.loads((run_dir / "schedule.json").read_text()).get("seed")
+            rows.append((bug, seed, len(steps), [json.loads(o) for o in ops], verdicts, command))
     finally:
         if args.keep:
             print(f"store kept: {store}")
         else:
             shutil.rmtree(store, ignore_errors=True)
     print()
-    print(f"{'bug':20} {'sim seed':>8} {'steps':>5} {'real ops':>8} {'reproduced':>10}  faults")
-    for bug, n_steps, ops, verdicts, _command in rows:
+    print(f"{'schedule':20} {'sim seed':>8} {'steps':>5} {'real ops':>8} {'reproduced':>10}  faults")
+    for bug, seed, n_steps, ops, verdicts, _command in rows:
         faults = ", ".join(f"{o['at']:g}s {o['f']} {json.dumps(o['value'])}" for o in ops) or "none"
         hits = sum(v == "INVALID" for v in verdicts)
-        print(f"{bug:20} {args.sim_seed:>8} {n_steps:>5} {len(ops):>8} {hits:>4}/{len(verdicts):<5}  {faults}")
-    for bug, _, _, _, command in rows:
+        print(f"{bug:20} {seed!s:>8} {n_steps:>5} {len(ops):>8} {hits:>4}/{len(verdicts):<5}  {faults}")
+    for bug, _, _, _, _, command in rows:
         print(f"  {bug}: {command.split(' --schedule')[0]} --schedule run-schedule.jsonl ...")
 
 

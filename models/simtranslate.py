@@ -26,6 +26,12 @@ takes a second to come back. A heal (``stop-partition``) or restart (``start``) 
 at least :data:`MIN_HOLD_SECONDS` after the fault it ends; when the simulated one
 came sooner, it and every later op move later by the difference.
 
+*One instant.* Ops that fall on the same simulated instant commute in the simulation
+(nothing is delivered between them); on real processes they fire one after another
+while the cluster keeps talking. Clock steps therefore fire inside the instant's cut:
+after its partitions and kills, before its heals (a leader whose clock steps back
+*before* it is cut off renews its lease from one more acknowledgement in the new time).
+
 *End.* After the last step the simulator heals and restarts everyone
 (:meth:`~jepsenlike.models.simulator.Simulator.finish`); the translation does the same
 at that time, so the real cluster is not left partitioned longer than the simulated
@@ -245,7 +251,40 @@ def translate(
     if killed_at is not None:
         hold(killed_at)
         ops.append({"at": at(), "f": "start", "value": None})
-    return ops, notes
+    return _clock_steps_inside_cuts(ops), notes
+
+
+CUTS = ("start-partition", "kill")
+HEALS = ("stop-partition", "start")
+
+
+def _clock_steps_inside_cuts(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Order the ops of one instant so that clock steps fire while the instant's cut is
+    in place: after its last partition or kill, before the heals that follow.
+
+    Adjacent clock and partition/crash steps commute in the simulation (neither
+    delivers a message), but on real processes the ops fire one after another and the
+    cluster talks in between: a leader whose clock is stepped back and *then* cut off
+    renews its lease from one more acknowledgement in the new time, which undoes the
+    step. Firing the clock step inside the cut keeps what the simulation did.
+    """
+    out: list[dict[str, Any]] = []
+    k = 0
+    while k < len(ops):
+        j = k
+        while j < len(ops) and ops[j]["at"] == ops[k]["at"]:
+            j += 1
+        group = ops[k:j]
+        clocks = [o for o in group if o["f"] == "bump-clock"]
+        rest = [o for o in group if o["f"] != "bump-clock"]
+        cuts = [n for n, o in enumerate(rest) if o["f"] in CUTS]
+        if cuts:
+            at = cuts[-1] + 1
+        else:
+            at = next((n for n, o in enumerate(rest) if o["f"] in HEALS), len(rest))
+        out += rest[:at] + clocks + rest[at:]
+        k = j
+    return out
 
 
 def write_run_schedule(

@@ -245,10 +245,11 @@ def test_translation_to_wall_clock_nemesis_ops(tmp_path: Path) -> None:
     # The simulated leader is n1 (seed 0); after the partition n3 leads, so the crash
     # of n2 hit a follower: the real kill takes any one node. The clock delta, -1
     # simulated second (100 ticks of 10 ms), is 100 real ticks of 0.05 s. The restart
-    # came 0.5 s after the kill; it is held to 1 s.
+    # came 0.5 s after the kill; it is held to 1 s. The clock step fires inside the
+    # partition of the same instant.
     assert ops == [
-        {"at": 6.0, "f": "bump-clock", "value": {"target": "leader", "delta": -5.0}},
         {"at": 6.0, "f": "start-partition", "value": "leader"},
+        {"at": 6.0, "f": "bump-clock", "value": {"target": "leader", "delta": -5.0}},
         {"at": 7.5, "f": "stop-partition", "value": None},
         {"at": 7.5, "f": "kill", "value": "one"},
         {"at": 8.5, "f": "start", "value": None},
@@ -283,6 +284,24 @@ def test_translation_targets_by_the_role_a_node_had_in_the_simulation() -> None:
     s = sched("raft", None, {"do": "crash", "node": "leader"}, {"do": "elapse", "ticks": 5})
     ops, notes = translate(s)
     assert ops == [] and any("hit no node" in n for n in notes)
+
+
+def test_clock_steps_of_one_instant_fire_inside_its_cut() -> None:
+    from jepsenlike.models.simtranslate import translate
+
+    clock = {"do": "clock", "node": "leader", "delta": -1.0}
+    cut = {"do": "partition", "isolate": ["leader"]}
+
+    def fs(*steps: dict) -> list[str]:
+        return [o["f"] for o in translate(sched("raft", None, ELECT, *steps))[0]]
+
+    # Either order in the simulation (the steps commute there): clock after the cut.
+    assert fs(clock, cut) == fs(cut, clock) == ["start-partition", "bump-clock", "stop-partition"]
+    # ... and before the heal of the same instant; a re-partition keeps its order.
+    assert fs(cut, {"do": "elapse", "ticks": 30}, {"do": "heal"}, clock) == [
+        "start-partition", "bump-clock", "stop-partition"]
+    assert fs(cut, {"do": "elapse", "ticks": 30}, clock, cut) == [
+        "start-partition", "stop-partition", "start-partition", "bump-clock", "stop-partition"]
 
 
 def test_translation_holds_short_faults_and_heals_at_the_end() -> None:
@@ -367,8 +386,8 @@ def test_translated_schedule_loads_as_a_run_schedule(tmp_path: Path) -> None:
     write_run_schedule(s, out)
     entries = load_schedule(out)
     assert [(e.at, e.op.f, e.op.value) for e in entries] == [
-        (6.0, "bump-clock", {"target": "leader", "delta": -5.0}),
         (6.0, "start-partition", "leader"),
+        (6.0, "bump-clock", {"target": "leader", "delta": -5.0}),
         (7.5, "kill", "one"),
         (8.5, "start", None),
         (8.5, "stop-partition", None),
