@@ -231,6 +231,7 @@ def test_cli_clean_search_exits_0_and_bad_input_255(tmp_path: Path) -> None:
                  "--quiet"]) == 0
     assert main(["simulate", "--system", "raft", "--bug", "nope", "--store", store]) == 255
     assert main(["simulate", "--system", "zab", "--store", store]) == 255
+    assert main(["simulate", "--system", "raft", "--tick-seconds", "0", "--store", store]) == 255
     assert main(["simulate", "--replay", str(tmp_path / "missing.json"), "--store", store]) == 255
 
 
