@@ -56,10 +56,14 @@ ops -- are left out, and :func:`translate` lists them in ``notes``: the real clu
 runs its own workload and its own network, so a failure that depends on them is
 timing-dependent and may not reproduce. The output is JSON Lines, one op per line.
 
-*Clients.* :func:`run_command` sets the real run's client timeout to the simulated
-clients' (:data:`~jepsenlike.models.simulator.CLIENT_TIMEOUT` ticks, 0.25 s): with the
-default 2 s, every worker that sent an op to a node cut off by the partition waits
-for it while the failure window (often a few hundred ms) passes unobserved.
+*Clients.* :func:`run_command` gives the real clients what the simulated ones have:
+the schedule's workload on one key (``--keys 1``) and their timeout
+(:data:`~jepsenlike.models.simulator.CLIENT_TIMEOUT` ticks, 0.25 s). With the default
+2 s, every worker that sent an op to a node cut off by the partition waits for it
+while the failure window (for ``lease-without-bound`` without a clock step: from the
+new leader's election to the old lease's end, 0 to ~300 ms) passes unobserved; and
+10 workers instead of 5, since at any time some wait out the timeout at the cut-off
+node.
 """
 
 from __future__ import annotations
@@ -95,6 +99,9 @@ DEFAULT_START_AT = 5.0
 MIN_HOLD_SECONDS = 1.0
 #: seconds the real run goes on after the last op
 TAIL_SECONDS = 5.0
+#: client workers of the real run: twice the default, so that the workers waiting out
+#: the timeout on ops at a cut-off node leave enough free to see a short window
+CONCURRENCY = 10
 
 
 def client_timeout(tick_seconds: float = DEFAULT_TICK_SECONDS) -> float:
@@ -310,9 +317,10 @@ def run_command(
     """The ``jepsenlike run`` command line that replays ``path`` on real processes.
 
     The simulated Raft runs lease reads when the bug is ``lease-without-bound``, so
-    the real nodes get ``read-mode=lease`` too. Clients time out as the simulated ones
-    do (:func:`client_timeout`); the run lasts :data:`TAIL_SECONDS` past the last op
-    (at least past the warm-up).
+    the real nodes get ``read-mode=lease`` too. The clients run the schedule's
+    workload on one key at a time (``--keys 1``), as the simulated ones do, time out
+    as they do (:func:`client_timeout`), and are :data:`CONCURRENCY`; the run lasts
+    :data:`TAIL_SECONDS` past the last op (at least past the warm-up).
     """
     system = str(schedule.get("system"))
     parts = ["jepsenlike", "run", "--system", system, "--nodes", str(schedule.get("nodes", 3))]
@@ -321,7 +329,11 @@ def run_command(
         parts += ["--bug", str(bug)]
     if system == "raft" and bug and "lease-without-bound" in str(bug):
         parts += ["--system-options", "read-mode=lease"]
+    workload = str(schedule.get("workload") or "register")
+    if workload != "register":
+        parts += ["--workload", workload]
     last = max((op["at"] for op in ops), default=DEFAULT_START_AT)
-    parts += ["--op-timeout", f"{client_timeout(tick_seconds):g}"]
+    parts += ["--keys", "1", "--concurrency", str(CONCURRENCY),
+              "--op-timeout", f"{client_timeout(tick_seconds):g}"]
     parts += ["--schedule", str(path), "--time-limit", str(math.ceil(last + TAIL_SECONDS))]
     return " ".join(parts)

@@ -372,8 +372,14 @@ def test_run_command_replays_on_real_nodes_with_lease_reads() -> None:
     # The last op (the heal after the schedule) is at 7.5 s; the run goes on 5 s more.
     assert cmd == (
         "jepsenlike run --system raft --nodes 3 --bug lease-without-bound "
-        "--system-options read-mode=lease --op-timeout 0.25 --schedule x/run-schedule.jsonl "
-        "--time-limit 13"
+        "--system-options read-mode=lease --keys 1 --concurrency 10 --op-timeout 0.25 "
+        "--schedule x/run-schedule.jsonl --time-limit 13"
+    )
+    # The simulated workload runs on the real clients too.
+    s = {**sched("paxos", "stale-read", ELECT), "workload": "append"}
+    assert run_command(s, "y.jsonl", translate(s)[0]) == (
+        "jepsenlike run --system paxos --nodes 3 --bug stale-read --workload append --keys 1 "
+        "--concurrency 10 --op-timeout 0.25 --schedule y.jsonl --time-limit 10"
     )
 
 
