@@ -61,9 +61,11 @@ from jepsenlike.models.consensus import LEADER, NotLeader
 from jepsenlike.models.kv import KVStore
 
 __all__ = [
+    "KV_MACHINE",
     "STEP_KINDS",
     "InvariantViolation",
     "Invariants",
+    "Machine",
     "Simulator",
     "System",
     "TICK_NS",
@@ -162,12 +164,39 @@ class System(Protocol):
         """The driver acknowledges writes before they commit (a seeded bug)."""
 
 
+class Machine:
+    """The state machine each node applies committed entries to.
+
+    The default, :data:`KV_MACHINE`, is the project's :class:`KVStore`, fed the
+    ``"op"`` of each entry ``{"id", "op"}`` the simulator's clients propose (what the
+    reference servers apply); its snapshots are what the cores carry. A scripted
+    harness whose commands are something else (e.g. Paxos's list of values per slot,
+    :class:`jepsenlike.models.paxos.sim.SimCluster`) passes its own. Only the default
+    serves the simulator's clients.
+    """
+
+    def restore(self, data: Any) -> Any:
+        """A state machine holding the snapshot ``data`` (``None``: empty)."""
+        return KVStore.restore(data)
+
+    def apply(self, sm: Any, data: Any) -> Any:
+        """Apply one committed entry's data (``None``: a no-op); the result clients see."""
+        return sm.apply(data["op"]) if data is not None else None
+
+    def snapshot(self, sm: Any) -> Any:
+        """``sm``'s state as snapshot data (what :meth:`restore` takes back)."""
+        return sm.snapshot()
+
+
+KV_MACHINE = Machine()
+
+
 @dataclass
 class _Node:
     id: str
     storage: Any
     core: Any = None
-    sm: KVStore = field(default_factory=KVStore)
+    sm: Any = field(default_factory=KVStore)
     applied: int = 0  # index of the last entry applied to sm
     boots: int = 0
     offset: float = 0.0
@@ -197,6 +226,7 @@ class Simulator:
         workload: ``register`` (read/write/cas on one key, checked for
             linearizability) or ``append`` (list-append transactions, checked by the
             graph checker).
+        machine: the nodes' state machine (:class:`Machine`; default the KV store).
     """
 
     def __init__(
@@ -205,12 +235,14 @@ class Simulator:
         nodes: int = 3,
         seed: int = 0,
         workload: str = "register",
+        machine: Machine = KV_MACHINE,
     ) -> None:
         if nodes < 1:
             raise ValueError(f"nodes={nodes!r}: need at least 1 node")
         if workload not in ("register", "append"):
             raise ValueError(f"workload={workload!r}; expected 'register' or 'append'")
         self.system = system
+        self.machine = machine
         self.seed = seed
         self.workload = workload
         self.ids = [f"n{k + 1}" for k in range(nodes)]
@@ -407,7 +439,7 @@ class Simulator:
         core = n.core
         if core is None or core.applied <= self.system.snapshot_index(core):
             return
-        core.compact(core.applied, n.sm.snapshot())
+        core.compact(core.applied, self.machine.snapshot(n.sm))
         self.system.save_snapshot(n.storage, core)
 
     def _do_client(self, s: dict[str, Any]) -> None:
@@ -467,7 +499,7 @@ class Simulator:
         rng = random.Random(f"{self.seed}/{i}/{n.boots}")
         peers = [p for p in self.ids if p != i]
         n.core = self.system.boot(i, peers, n.storage, rng)
-        n.sm = KVStore.restore(self.system.restored_state(n.storage))
+        n.sm = self.machine.restore(self.system.restored_state(n.storage))
         n.applied = self.system.snapshot_index(n.core)
         n.waiting_reads = []
         self.invariants.on_boot(self, i)
@@ -508,7 +540,7 @@ class Simulator:
 
     def _install(self, i: str, n: _Node, snap: Any) -> None:
         index = self.system.snapshot_index_of(snap)
-        n.sm = KVStore.restore(self.system.snapshot_data(snap))
+        n.sm = self.machine.restore(self.system.snapshot_data(snap))
         n.applied = index
         for proc, op in list(self.pending.items()):
             if op.node == i and op.index and op.index <= index:
@@ -528,7 +560,7 @@ class Simulator:
                 f"{i} applied {key} at index {e.index}; another node applied {seen} there",
             )
         n.applied = e.index
-        result = n.sm.apply(e.data["op"]) if e.data is not None else None
+        result = self.machine.apply(n.sm, e.data)
         if self.apply_hook is not None:
             self.apply_hook(i, e, result)
         for proc, op in list(self.pending.items()):

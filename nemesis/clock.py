@@ -5,7 +5,10 @@ Fault ops (each start op's value is a target spec; see
 
 * ``bump-clock`` steps each target's clock by its own offset, drawn uniformly
   from ``[-max_skew, +max_skew]`` seconds; completion
-  ``{"nodes": [...], "targets": spec, "offsets": {"n2": -3.412}}``;
+  ``{"nodes": [...], "targets": spec, "offsets": {"n2": -3.412}}``. A schedule
+  (``jepsenlike run --schedule``) may fix the offset instead: the value
+  ``{"target": spec, "delta": seconds}`` steps every target by exactly ``delta``
+  (not bounded by ``max_skew``: the schedule chose it);
 * ``strobe-clock`` makes each target's clock flip between ``+delta`` and its
   course every ``period`` seconds until reset; completion
   ``{"nodes": [...], "strobe": {"n2": {"delta": 4.1, "period": 0.2}}}``;
@@ -26,8 +29,9 @@ import math
 from typing import Any
 
 from jepsenlike.backends.base import CLOCK
+from jepsenlike.errors import ConfigError
 from jepsenlike.nemesis.core import FaultOp, Nemesis, NemesisContext
-from jepsenlike.nemesis.targets import resolve_targets
+from jepsenlike.nemesis.targets import parse_target_spec, resolve_targets
 
 CLOCK_FAULTS = ("bump", "strobe", "drift")
 """The kinds of clock fault; each is a ``<kind>-clock`` op undone by ``reset-clock``."""
@@ -54,8 +58,39 @@ class ClockNemesis(Nemesis):
         self.max_rate = max_rate
         self.touched: list[str] = []
 
+    @staticmethod
+    def check_value(f: str, value: Any) -> str | None:
+        """Why ``value`` is no valid value of a scheduled ``f`` op (None: it is).
+
+        Start ops take a target spec (or nothing: ``one``); ``bump-clock`` also takes
+        ``{"target": spec, "delta": seconds}``.
+        """
+        if f == "reset-clock" or value is None:
+            return None
+        if isinstance(value, dict) and f == "bump-clock":
+            extra = sorted(set(value) - {"target", "delta"})
+            if extra:
+                return f"unknown key(s) {extra}; expected 'target' and 'delta'"
+            delta = value.get("delta")
+            if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta):
+                return f"'delta' must be a number of seconds, got {delta!r}"
+            value = value.get("target")
+            if value is None:
+                return None
+        if not isinstance(value, str):
+            return ("expected a target spec such as 'leader'"
+                    + (" or {\"target\": spec, \"delta\": seconds}" if f == "bump-clock" else "")
+                    + f", got {value!r}")
+        try:
+            parse_target_spec(value)
+        except ConfigError as e:
+            return str(e).removeprefix("--targets: ")
+        return None
+
     def _targets(self, test: NemesisContext, op: FaultOp) -> tuple[list[str], dict[str, Any]]:
         spec = op.value or "one"
+        if isinstance(spec, dict):  # a scheduled bump: {"target": spec, "delta": seconds}
+            spec = spec.get("target") or "one"
         leader = test.leader() if spec == "leader" else None
         nodes = resolve_targets(spec, test.node_ids, test.rng, leader)
         value: dict[str, Any] = {"nodes": nodes, "targets": spec}
@@ -85,7 +120,12 @@ class ClockNemesis(Nemesis):
             return op.complete({"nodes": reset})
         nodes, value = self._targets(test, op)
         if op.f == "bump-clock":
-            offsets = {n: self._skew(test) for n in nodes}
+            fixed = op.value.get("delta") if isinstance(op.value, dict) else None
+            if fixed is not None:
+                offsets = {n: round(float(fixed), 3) for n in nodes}
+                value["scheduled"] = True
+            else:
+                offsets = {n: self._skew(test) for n in nodes}
             for n, off in offsets.items():
                 test.backend.clock(n).bump(off)
             value["offsets"] = offsets

@@ -28,7 +28,8 @@ the rng, so the same seed gives the same plan.
 
 *Explicit schedules* (``jepsenlike run --schedule FILE``): :func:`load_schedule`
 reads JSON Lines of ``{"at": seconds, "f": ..., "value": ...}`` (optionally
-``"nodes": [...]`` to restrict the targets), or an earlier run's
+``"nodes": [...]`` to restrict the targets; a nemesis may take a richer value,
+e.g. ``bump-clock``'s ``{"target": "leader", "delta": -5.0}``), or an earlier run's
 ``history.jsonl``, whose nemesis invocations are taken (``at`` = the op's
 ``time`` in seconds); when that run's ``test.json`` sits beside it, the
 invocations of its heal phase are left out, since the new run heals by
@@ -266,13 +267,20 @@ def load_schedule(path: str | Path) -> list[ScheduledFault]:
 
 def check_schedule(path: str | Path, entries: Sequence[ScheduledFault],
                    packages: Sequence[NemesisPackage], time_limit: float) -> None:
-    """Every entry's ``f`` is handled by a package in the run and fires before the end of chaos."""
+    """Every entry's ``f`` is handled by a package in the run and fires before the end of
+    chaos, and its value passes the nemesis's ``check_value(f, value)`` when it has one
+    (returning why a value is bad, or None)."""
     fs = {f: pkg.name for pkg in packages for f in pkg.nemesis.fs}
+    checks = {f: getattr(pkg.nemesis, "check_value", None) for pkg in packages for f in pkg.nemesis.fs}
     lines = _entry_lines(Path(path))
     for i, e in enumerate(entries):
         if e.op.f not in fs:
             raise _bad(Path(path), lines[i], "f",
                        f"no fault in --nemesis handles {e.op.f!r}; handled: {', '.join(sorted(fs)) or 'none'}")
+        check = checks.get(e.op.f)
+        why = check(e.op.f, e.op.value) if callable(check) else None
+        if why:
+            raise _bad(Path(path), lines[i], "value", why)
         if e.at >= time_limit:
             raise _bad(Path(path), lines[i], "at",
                        f"{e.at:g} s is past the chaos phase (--time-limit {time_limit:g}); raise --time-limit")

@@ -62,8 +62,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--replay", metavar="SCHEDULE", help="re-run one schedule.json exactly")
     p.add_argument(
-        "--tick-seconds", type=float, default=0.05, metavar="S",
-        help="real seconds per simulated tick in run-schedule.jsonl (default 0.05)",
+        "--tick-seconds", type=float, default=None, metavar="S",
+        help="real seconds per simulated tick in run-schedule.jsonl (default 0.05: the "
+        "reference nodes' election timeout, 50 ticks of 10 ms, over the simulated 10 ticks)",
     )
     p.add_argument("--store", default="store", help="store directory (default ./store)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -93,6 +94,8 @@ def _load_schedule(path: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from jepsenlike.models.simsearch import load_system, run_schedule, search
 
+    if args.tick_seconds is not None and not args.tick_seconds > 0:
+        raise ConfigError(f"--tick-seconds {args.tick_seconds}: must be > 0 (real seconds per tick)")
     if args.replay:
         schedule = _load_schedule(args.replay)
         try:
@@ -177,10 +180,17 @@ def _write_run(
     schedule: dict[str, Any],
     outcome: Any,
     stats: dict[str, Any],
-    tick_seconds: float = 0.05,
+    tick_seconds: float | None = None,
 ) -> Path:
-    from jepsenlike.models.simtranslate import run_command, translate, write_run_schedule
+    from jepsenlike.models.simtranslate import (
+        DEFAULT_TICK_SECONDS,
+        run_command,
+        translate,
+        write_run_schedule,
+    )
 
+    if tick_seconds is None:
+        tick_seconds = DEFAULT_TICK_SECONDS
     run_dir = new_run_dir(store, f"simulate-{Path(str(schedule['system'])).stem.split(':')[0]}")
     doc = {k: schedule.get(k) for k in ("system", "bug", "nodes", "seed", "workload")}
     doc["steps"] = schedule.get("steps", [])
@@ -205,7 +215,7 @@ def _write_run(
         notes = write_run_schedule(doc, path, tick_seconds)
         results["run_schedule"] = {
             "file": path.name, "tick_seconds": tick_seconds, "notes": notes,
-            "command": run_command(doc, path, translate(doc, tick_seconds)[0]),
+            "command": run_command(doc, path, translate(doc, tick_seconds)[0], tick_seconds),
         }
     write_json(run_dir / "results.json", results)
     (run_dir / "report.html").write_text(_report(doc, results, history), encoding="utf-8")

@@ -4,12 +4,14 @@ and a scripted-test cluster.
 :class:`PaxosSystem` plugs the core into :class:`jepsenlike.models.simulator.Simulator`
 (what ``jepsenlike simulate`` runs) with :class:`PaxosInvariants`, which count votes
 with the same :class:`Oracle` as :class:`SimCluster` below. :class:`SimCluster` is the
-older scripted harness kept for tests that steer single messages.
+scripted-test interface over the same simulator, for tests that steer single messages.
 
 Theory of operation
 -------------------
-:class:`SimCluster` plays the driver for every node and the network between them.
-Messages a node sends go into one in-flight pool; a scheduler (a seeded
+:class:`SimCluster` runs the cores on the generic simulator, which plays the driver
+for every node and the network between them (one simulator for every protocol and
+for ``jepsenlike simulate``). Messages a node sends go into the simulator's in-flight
+bag; a message across a cut link is lost when it would be delivered. A scheduler (a seeded
 ``random.Random`` in :meth:`SimCluster.run_random`, or Hypothesis through
 :meth:`SimCluster.do`) picks what happens next: deliver a message (in any order, or
 twice), lose one, tick a node, propose a command, ask for a read, take a
@@ -17,10 +19,11 @@ checkpoint, crash a node, restart it from what its :class:`MemoryStorage` kept,
 partition the nodes or heal. Nothing reads a clock and every choice comes from the
 scheduler, so a seed (or a Hypothesis example) replays exactly.
 
-Each node's state machine is the list of values it applied, one per slot, so a
-checkpoint is just a copy of that list. After every event the :class:`Oracle`
-checks the safety properties, and raises :class:`InvariantViolation` at the first
-one that breaks:
+Each node's state machine is the list of values it applied, one per slot
+(:class:`SlotLog`), so a checkpoint is just a copy of that list. The :class:`Oracle`
+checks every Ready (:class:`ScriptedInvariants`, after the driver persisted it and
+before it is applied) and raises :class:`InvariantViolation` at the first safety
+property that breaks:
 
 * **one value per slot (chosen)** -- counting every vote any acceptor ever cast, no
   slot gets a majority for one value in some ballot and a majority for a different
@@ -60,10 +63,13 @@ from jepsenlike.models.paxos.core import (
     Snapshot,
 )
 from jepsenlike.models.paxos.storage import MemoryStorage
-from jepsenlike.models.simulator import Invariants, Simulator
+from jepsenlike.models.simulator import Invariants, Machine, Simulator
 from jepsenlike.models.simulator import InvariantViolation as SimViolation
 
-__all__ = ["ACTIONS", "InvariantViolation", "Oracle", "PaxosInvariants", "PaxosSystem", "SimCluster"]
+__all__ = [
+    "ACTIONS", "InvariantViolation", "Oracle", "PaxosInvariants", "PaxosSystem", "ScriptedInvariants",
+    "SimCluster", "SlotLog",
+]
 
 ACTIONS = (
     "deliver",
@@ -165,18 +171,89 @@ class Oracle:
             )
 
 
-@dataclass
-class _SimNode:
-    core: PaxosNode | None
-    disk: MemoryStorage
-    sm: list[Any] = field(default_factory=list)  # value per slot, slot k at sm[k - 1]
-    reads: dict[int, int] = field(default_factory=dict)  # read id -> slot needed
-    ready_reads: list[tuple[int, int]] = field(default_factory=list)  # (read id, index)
-    max_promised: Ballot = (0, "")
+class SlotLog(Machine):
+    """A Paxos node's state machine in scripted tests: the list of values it applied,
+    one per slot (slot ``k`` at index ``k - 1``; a no-op is ``None``); a checkpoint is a
+    copy of that list."""
+
+    def restore(self, data: Any) -> list[Any]:
+        return list(data or [])
+
+    def apply(self, sm: list[Any], data: Any) -> None:
+        sm.append(data)
+
+    def snapshot(self, sm: list[Any]) -> list[Any]:
+        return list(sm)
+
+
+class ScriptedInvariants(Invariants):
+    """The :class:`Oracle`'s checks as simulator hooks (see the module docstring).
+
+    Everything a Ready hands over is checked in :meth:`on_ready`, after the driver
+    persisted it and before it is applied, on the state the node will have once it
+    is: so a broken rule raises this module's :class:`InvariantViolation` (with the
+    words the tests match) before the engine's own state machine check could.
+    """
+
+    def __init__(self, size: int, volatile: bool) -> None:
+        self.oracle = Oracle(size)
+        self.volatile = volatile
+        self.max_promised: dict[str, Ballot] = {}
+        self.proposed: dict[str, tuple[str, int]] = {}  # command -> (node, slot)
+        self.reads: dict[str, dict[int, int]] = {}  # node -> read id -> slot needed
+
+    def on_boot(self, sim: Simulator, node: str) -> None:
+        self.reads[node] = {}
+
+    def on_ready(self, sim: Simulator, node: str, rd: Ready) -> None:
+        for a in rd.accepted:
+            self.oracle.vote(node, a)
+        if not self.volatile:
+            promised = sim.nodes[node].storage.promised
+            prev = self.max_promised.get(node, (0, ""))
+            if promised < prev:
+                raise InvariantViolation(
+                    f"{node}'s durable promise went back from {prev} to {promised}"
+                )
+            self.max_promised[node] = promised
+        # The node's applied values once this Ready is applied.
+        sm = list(sim.nodes[node].sm)
+        if rd.snapshot is not None:
+            sm = list(rd.snapshot.data)
+            for slot, value in enumerate(sm, start=1):
+                self.oracle.apply(node, slot, value)
+        for e in rd.committed_entries:
+            if e.index != len(sm) + 1:
+                raise InvariantViolation(
+                    f"{node} applied slot {e.index} after slot {len(sm)}: out of order"
+                )
+            self.oracle.apply(node, e.index, e.data)
+            sm.append(e.data)
+            owner = self.proposed.get(e.data) if isinstance(e.data, str) else None
+            if owner == (node, e.index):
+                self.oracle.ack(e.data, e.index)
+        if rd.snapshot is not None or rd.committed_entries:
+            self.oracle.check_acked(node, sm)
+
+    def on_read(self, sim: Simulator, node: str, ctx: Any) -> None:
+        """A read the node registered is served now (its index is applied)."""
+        needed = self.reads[node].pop(ctx, None)
+        if needed is not None:
+            self.oracle.read(node, needed, len(sim.nodes[node].sm))
+
+    def on_dropped_read(self, node: str, ctx: Any) -> None:
+        self.reads[node].pop(ctx, None)
 
 
 class SimCluster:
-    """``n`` Paxos nodes on an in-memory network with a scheduler-driven fault model.
+    """``n`` Paxos nodes on the generic :class:`~jepsenlike.models.simulator.Simulator`,
+    with a scheduler-driven fault model and the scripted-test interface.
+
+    The simulator owns the network (a message crossing a cut link is lost when it
+    would be delivered), the storage, crash/restart and the Ready handling; this class
+    adds the actions by number (:meth:`do`), the random scheduler, the scripting
+    helpers, and the :class:`Oracle` (:class:`ScriptedInvariants`) that checks every
+    Ready.
 
     Args:
         n: number of nodes (ids ``n1``..``nN``).
@@ -193,97 +270,56 @@ class SimCluster:
         config: Config | None = None,
         weights: dict[str, int] | None = None,
     ) -> None:
-        self.ids = [f"n{i}" for i in range(1, n + 1)]
         self.bugs = frozenset(bugs)
         self.config = config or Config(election_ticks=10, heartbeat_ticks=2)
         self.config.bugs = self.bugs
         self.rng = random.Random(seed)
         self.weights = dict(weights or DEFAULT_WEIGHTS)
-        self.oracle = Oracle(n)
-        self.net: list[Message] = []
-        self.blocked: set[tuple[str, str]] = set()
+        self.inv = ScriptedInvariants(n, volatile="volatile-acceptor" in self.bugs)
+        self.sim = Simulator(
+            _ScriptedPaxos(self.bugs, n, self.config, self.inv), nodes=n, seed=seed,
+            machine=SlotLog(),
+        )
+        self.sim.read_hook = lambda i, ctx: self.inv.on_read(self.sim, i, ctx)
+        self.sim.drop_hook = self.inv.on_dropped_read
+        self.ids = self.sim.ids
+        self.nodes = self.sim.nodes  # id -> node record: .core (None when down), .sm
+        self.oracle = self.inv.oracle
+        self.proposed = self.inv.proposed
         self.trace: list[str] = []
         self.step_no = 0
         self.next_command = 0
         self.next_read = 0
-        self.proposed: dict[str, tuple[str, int]] = {}  # command -> (node, slot)
-        volatile = "volatile-acceptor" in self.bugs
-        self.nodes: dict[str, _SimNode] = {}
-        for i in self.ids:
-            self.nodes[i] = _SimNode(None, MemoryStorage(volatile=volatile))
-            self._boot(i)
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def net(self) -> list[Message]:
+        """The messages in flight (the simulator's bag)."""
+        return self.sim.inflight
+
+    @net.setter
+    def net(self, msgs: list[Message]) -> None:
+        self.sim.inflight[:] = msgs
+
+    @property
+    def blocked(self) -> set[tuple[str, str]]:
+        """Cut directed links ``(src, dst)``."""
+        return self.sim.cut
+
+    @blocked.setter
+    def blocked(self, links: set[tuple[str, str]]) -> None:
+        self.sim.cut = set(links)
 
     # ------------------------------------------------------------------ driver
 
-    def _boot(self, i: str) -> None:
-        sn = self.nodes[i]
-        state = sn.disk.load()
-        sn.core = PaxosNode(
-            i,
-            [p for p in self.ids if p != i],
-            config=self.config,
-            rng=random.Random(self.rng.random()),
-            state=state,
-        )
-        sn.sm = list(state.snapshot.data or [])
-        sn.reads = {}
-        sn.ready_reads = []
-
     def _process(self, i: str) -> None:
-        sn = self.nodes[i]
-        core = sn.core
-        assert core is not None
-        while core.has_ready():
-            rd = core.ready()
-            self._handle_ready(i, sn, rd)
-            core.advance(rd)
-
-    def _handle_ready(self, i: str, sn: _SimNode, rd: Ready) -> None:
-        sn.disk.save(rd)
-        for a in rd.accepted:
-            self.oracle.vote(i, a)
-        if not sn.disk.volatile:
-            if sn.disk.promised < sn.max_promised:
-                raise InvariantViolation(
-                    f"{i}'s durable promise went back from {sn.max_promised} to "
-                    f"{sn.disk.promised}"
-                )
-            sn.max_promised = sn.disk.promised
-        for m in rd.messages:
-            if (m.src, m.dst) not in self.blocked:
-                self.net.append(m)
-        if rd.snapshot is not None:
-            data = list(rd.snapshot.data)
-            for slot, value in enumerate(data, start=1):
-                self.oracle.apply(i, slot, value)
-            sn.sm = data
-        for e in rd.committed_entries:
-            if e.index != len(sn.sm) + 1:
-                raise InvariantViolation(
-                    f"{i} applied slot {e.index} after slot {len(sn.sm)}: out of order"
-                )
-            self.oracle.apply(i, e.index, e.data)
-            sn.sm.append(e.data)
-            owner = self.proposed.get(e.data) if isinstance(e.data, str) else None
-            if owner == (i, e.index):
-                self.oracle.ack(e.data, e.index)
-        if rd.snapshot is not None or rd.committed_entries:
-            self.oracle.check_acked(i, sn.sm)
-        sn.ready_reads.extend((rs.ctx, rs.index) for rs in rd.read_states)
-        for ctx in rd.dropped_reads:
-            sn.reads.pop(ctx, None)
-        still = []
-        for ctx, index in sn.ready_reads:
-            if len(sn.sm) >= index:
-                self.oracle.read(i, sn.reads.pop(ctx), len(sn.sm))
-            else:
-                still.append((ctx, index))
-        sn.ready_reads = still
+        self.sim._process(i)
 
     # ------------------------------------------------------------------ actions
 
     def up(self) -> list[str]:
-        return [i for i in self.ids if self.nodes[i].core is not None]
+        return self.sim.up()
 
     def do(self, action: str, arg: int) -> None:
         """Perform ``action`` (one of :data:`ACTIONS`); ``arg`` picks its target."""
@@ -297,18 +333,13 @@ class SimCluster:
             m = self.net[k] if action == "duplicate" else self.net.pop(k)
             desc = f"{action} {m.type} {m.src}->{m.dst} b={m.ballot}"
             if action != "drop":
-                sn = self.nodes[m.dst]
-                if sn.core is not None and (m.src, m.dst) not in self.blocked:
-                    sn.core.step(m)
-                    self._process(m.dst)
+                self.sim._deliver(m)
         elif action in ("tick", "propose", "read", "compact", "crash"):
             if not up:
                 return
             i = up[arg % len(up)]
             desc = f"{action} {i}"
-            sn = self.nodes[i]
-            core = sn.core
-            assert core is not None
+            core = self.core(i)
             if action == "tick":
                 core.tick()
             elif action == "propose":
@@ -327,16 +358,14 @@ class SimCluster:
                     core.read_index(rid)
                 except NotLeader:
                     return
-                sn.reads[rid] = self.oracle.max_acked_slot
+                self.inv.reads[i][rid] = self.oracle.max_acked_slot
             elif action == "compact":
                 if core.applied <= core.snapshot.index:
                     return
-                snap = Snapshot(core.applied, list(sn.sm[: core.applied]))
-                core.compact(snap.index, snap.data)
-                sn.disk.save_snapshot(snap)
-                desc += f" @{snap.index}"
+                self.sim._do_compact({"node": i})
+                desc += f" @{core.snapshot.index}"
             else:
-                sn.core = None
+                self.sim.crash(i)
                 self.trace.append(f"{self.step_no}: {desc}")
                 return
             self._process(i)
@@ -346,8 +375,7 @@ class SimCluster:
                 return
             i = down[arg % len(down)]
             desc = f"restart {i}"
-            self._boot(i)
-            self._process(i)
+            self.sim._boot(i)
         elif action == "partition":
             ids = list(self.ids)
             random.Random(arg).shuffle(ids)
@@ -359,15 +387,7 @@ class SimCluster:
             self.blocked = set()
         elif action == "elapse":
             # One tick everywhere, then the network delivers everything it holds.
-            for i in up:
-                self.core(i).tick()
-                self._process(i)
-            while self.net:
-                m = self.net.pop(0)
-                sn = self.nodes[m.dst]
-                if sn.core is not None and (m.src, m.dst) not in self.blocked:
-                    sn.core.step(m)
-                    self._process(m.dst)
+            self.sim._do_elapse({"ticks": 1})
         else:
             raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
         self.trace.append(f"{self.step_no}: {desc}")
@@ -437,14 +457,13 @@ class SimCluster:
 
     def crash(self, i: str) -> None:
         self.core(i)
-        self.nodes[i].core = None
+        self.sim.crash(i)
         self.trace.append(f"{self.step_no}: crash {i}")
 
     def restart(self, i: str) -> None:
         if self.nodes[i].core is not None:
             raise ValueError(f"{i} is up")
-        self._boot(i)
-        self._process(i)
+        self.sim._boot(i)
         self.trace.append(f"{self.step_no}: restart {i}")
 
     def tick(self, i: str, n: int = 1) -> None:
@@ -456,8 +475,7 @@ class SimCluster:
         """The node that considers itself leader with the highest ballot, if any."""
         best = None
         for i in self.up():
-            core = self.nodes[i].core
-            assert core is not None
+            core = self.core(i)
             if core.role == "leader" and (best is None or core.ballot > best[0]):
                 best = (core.ballot, i)
         return best[1] if best else None
@@ -516,13 +534,15 @@ class PaxosSystem:
     bug_names = tuple(BUGS)
     wall_clock = False
 
-    def __init__(self, bugs: frozenset[str] = frozenset(), nodes: int = 3) -> None:
+    def __init__(
+        self, bugs: frozenset[str] = frozenset(), nodes: int = 3, config: Config | None = None
+    ) -> None:
         unknown = sorted(set(bugs) - set(BUGS))
         if unknown:
             raise ValueError(f"unknown paxos bug {unknown}; valid bugs: {', '.join(BUGS)}")
         self.bugs = frozenset(bugs)
         self.size = nodes
-        self.config = Config(election_ticks=10, heartbeat_ticks=2, bugs=self.bugs)
+        self.config = config or Config(election_ticks=10, heartbeat_ticks=2, bugs=self.bugs)
 
     def new_storage(self, node: str) -> MemoryStorage:
         return MemoryStorage(volatile="volatile-acceptor" in self.bugs)
@@ -557,3 +577,15 @@ class PaxosSystem:
 
     def acks_on_propose(self) -> bool:
         return False
+
+
+class _ScriptedPaxos(PaxosSystem):
+    """:class:`PaxosSystem` with :class:`SimCluster`'s invariant set."""
+
+    def __init__(self, bugs: frozenset[str], nodes: int, config: Config,
+                 inv: ScriptedInvariants) -> None:
+        super().__init__(bugs, nodes, config)
+        self._inv = inv
+
+    def invariants(self) -> Invariants:  # type: ignore[override]
+        return self._inv

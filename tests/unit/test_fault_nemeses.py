@@ -130,6 +130,21 @@ def test_partition_with_an_explicit_grudge_uses_exactly_it():
 # -- clock ----------------------------------------------------------------------
 
 
+def test_a_scheduled_clock_bump_steps_its_targets_by_exactly_its_delta():
+    # A schedule's {"target", "delta"} (jepsenlike run --schedule) fixes the offset,
+    # even beyond max_skew; a plain target spec still draws one.
+    b = FakeNetBackend(5)
+    nem = Validate(ClockNemesis(max_skew=4.0))
+    done = nem.invoke(Ctx(b, leader="n3"), FaultOp("bump-clock", {"target": "leader", "delta": -7.5}))
+    assert done.value["nodes"] == ["n3"] and done.value["offsets"] == {"n3": -7.5}
+    assert b.clocks["n3"].calls == [("bump", (-7.5,))]
+    done = nem.invoke(Ctx(b, leader="n3"), FaultOp("bump-clock", {"target": "n1+n2", "delta": 2}))
+    assert done.value["offsets"] == {"n1": 2.0, "n2": 2.0}
+    drawn = nem.invoke(Ctx(b, leader="n3"), FaultOp("bump-clock", "n4"))
+    assert -4.0 <= drawn.value["offsets"]["n4"] <= 4.0
+    assert nem.invoke(Ctx(b), FaultOp("reset-clock")).value["nodes"] == ["n1", "n2", "n3", "n4"]
+
+
 def test_clock_bump_strobe_drift_record_per_node_values_and_reset_heals_them():
     b = FakeNetBackend(5)
     nem = Validate(ClockNemesis(max_skew=4.0, max_rate=2.0))

@@ -84,3 +84,25 @@ def test_faults_the_run_does_not_have_or_too_late_are_named(tmp_path):
         check_schedule(f, load_schedule(f), kill, 30.0)
     with pytest.raises(ConfigError, match="cannot read"):
         load_schedule(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("value, message", [
+    ('{"target": "leader", "delta": "x"}', "'delta' must be a number of seconds, got 'x'"),
+    ('{"target": "leader", "delta": true}', "'delta' must be a number of seconds, got True"),
+    ('{"target": "leader", "delta": -1, "rate": 2}', "unknown key(s) ['rate']"),
+    ('{"target": "boss", "delta": -1}', "unknown target 'boss'"),
+    ("7", "expected a target spec such as 'leader' or {\"target\": spec, \"delta\": seconds}, got 7"),
+])
+def test_a_scheduled_clock_bump_value_is_checked_before_the_run(tmp_path, value, message):
+    from jepsenlike.nemesis import PackageOptions, build_packages
+
+    f = tmp_path / "s.jsonl"
+    clock = build_packages(["clock"], PackageOptions())
+    f.write_text('{"at": 1, "f": "bump-clock", "value": {"target": "leader", "delta": -2.5}}\n'
+                 '{"at": 2, "f": "bump-clock", "value": "n1+n2"}\n{"at": 3, "f": "reset-clock"}\n')
+    check_schedule(f, load_schedule(f), clock, 30.0)  # the good ones pass
+    f.write_text('{"at": 1, "f": "reset-clock"}\n{"at": 2, "f": "bump-clock", "value": ' + value + "}\n")
+    with pytest.raises(ConfigError) as e:
+        check_schedule(f, load_schedule(f), clock, 30.0)
+    assert str(e.value).startswith(f"--schedule: {f} line 2: field 'value': ")
+    assert message in str(e.value) and "\n" not in str(e.value)

@@ -231,6 +231,7 @@ def test_cli_clean_search_exits_0_and_bad_input_255(tmp_path: Path) -> None:
                  "--quiet"]) == 0
     assert main(["simulate", "--system", "raft", "--bug", "nope", "--store", store]) == 255
     assert main(["simulate", "--system", "zab", "--store", store]) == 255
+    assert main(["simulate", "--system", "raft", "--tick-seconds", "0", "--store", store]) == 255
     assert main(["simulate", "--replay", str(tmp_path / "missing.json"), "--store", store]) == 255
 
 
@@ -242,19 +243,111 @@ def test_translation_to_wall_clock_nemesis_ops(tmp_path: Path) -> None:
                   {"do": "elapse", "ticks": 10}, {"do": "restart", "node": "n2"},
                   {"do": "drop", "msg": 3}]
     ops, notes = translate(s, tick_seconds=0.05, start_at=5.0)
+    # The simulated leader is n1 (seed 0); after the partition n3 leads, so the crash
+    # of n2 hit a follower: the real kill takes any one node. The clock delta, -1
+    # simulated second (100 ticks of 10 ms), is 100 real ticks of 0.05 s. The restart
+    # came 0.5 s after the kill; it is held to 1 s. The clock step fires inside the
+    # partition of the same instant.
     assert ops == [
-        {"at": 6.0, "f": "bump-clock", "value": "leader"},
         {"at": 6.0, "f": "start-partition", "value": "leader"},
+        {"at": 6.0, "f": "bump-clock", "value": {"target": "leader", "delta": -5.0}},
         {"at": 7.5, "f": "stop-partition", "value": None},
-        {"at": 7.5, "f": "kill", "value": "n2"},
-        {"at": 8.0, "f": "start", "value": None},
+        {"at": 7.5, "f": "kill", "value": "one"},
+        {"at": 8.5, "f": "start", "value": None},
     ]
-    assert any("drop" in n for n in notes) and any("bump-clock" in n for n in notes)
+    assert any("drop" in n for n in notes)
+    assert any("n2, not the leader" in n for n in notes)
     out = tmp_path / "faults.jsonl"
     write_run_schedule(s, out)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines == ops
     assert all(set(d) == {"at", "f", "value"} for d in lines)
+
+
+def test_translation_targets_by_the_role_a_node_had_in_the_simulation() -> None:
+    from jepsenlike.models.simtranslate import translate
+
+    # Seed 0 elects n1: a crash of "n1" is a crash of the leader, whatever its real id.
+    prefix = [ELECT, {"do": "crash", "node": "n1"}, {"do": "elapse", "ticks": 30}]
+    sim = Simulator(RaftSystem(), 3)
+    for step in prefix:
+        sim.step(step)
+    new = sim.leader()
+    other = next(i for i in ("n2", "n3") if i != new)
+    assert new in ("n2", "n3")
+    for isolated, shape in ((new, "leader"), (other, "one")):
+        s = sched("raft", None, *prefix, {"do": "partition", "isolate": [isolated]},
+                  {"do": "elapse", "ticks": 30})
+        ops, _ = translate(s, start_at=0.0)
+        assert [(o["f"], o["value"]) for o in ops] == [
+            ("kill", "leader"), ("start-partition", shape), ("stop-partition", None), ("start", None)]
+    # A selector that matched nobody did nothing in the simulation and is left out.
+    s = sched("raft", None, {"do": "crash", "node": "leader"}, {"do": "elapse", "ticks": 5})
+    ops, notes = translate(s)
+    assert ops == [] and any("hit no node" in n for n in notes)
+
+
+def test_clock_steps_of_one_instant_fire_inside_its_cut() -> None:
+    from jepsenlike.models.simtranslate import translate
+
+    clock = {"do": "clock", "node": "leader", "delta": -1.0}
+    cut = {"do": "partition", "isolate": ["leader"]}
+
+    def fs(*steps: dict) -> list[str]:
+        return [o["f"] for o in translate(sched("raft", None, ELECT, *steps))[0]]
+
+    # Either order in the simulation (the steps commute there): clock after the cut.
+    assert fs(clock, cut) == fs(cut, clock) == ["start-partition", "bump-clock", "stop-partition"]
+    # ... and before the heal of the same instant; a re-partition keeps its order.
+    assert fs(cut, {"do": "elapse", "ticks": 30}, {"do": "heal"}, clock) == [
+        "start-partition", "bump-clock", "stop-partition"]
+    assert fs(cut, {"do": "elapse", "ticks": 30}, clock, cut) == [
+        "start-partition", "stop-partition", "start-partition", "bump-clock", "stop-partition"]
+
+
+def test_translation_holds_short_faults_and_heals_at_the_end() -> None:
+    from jepsenlike.models.simtranslate import MIN_HOLD_SECONDS, translate
+
+    s = sched("raft", None, ELECT, {"do": "partition", "isolate": ["leader"]},
+              {"do": "elapse", "ticks": 2}, {"do": "heal"},
+              {"do": "elapse", "ticks": 4}, {"do": "partition", "isolate": ["leader"]},
+              {"do": "elapse", "ticks": 4})
+    ops, _ = translate(s, tick_seconds=0.05, start_at=5.0)
+    assert [o["f"] for o in ops] == ["start-partition", "stop-partition", "start-partition",
+                                     "stop-partition"]
+    t = [o["at"] for o in ops]
+    assert t[0] == 6.0
+    # 2 ticks (0.1 s) is too short to act on real nodes: the heal waits MIN_HOLD_SECONDS
+    # and what follows keeps its distance (4 ticks) from it.
+    assert t[1] == pytest.approx(t[0] + MIN_HOLD_SECONDS)
+    assert t[2] == pytest.approx(t[1] + 0.2)
+    # No heal in the schedule: the simulator heals after the last step, and so does the
+    # translation (held long enough).
+    assert t[3] == pytest.approx(t[2] + MIN_HOLD_SECONDS)
+
+
+def test_translation_time_scale_matches_the_real_and_simulated_nodes() -> None:
+    import argparse
+
+    from jepsenlike.models.server.nodeargs import add_common_arguments, add_protocol_arguments
+    from jepsenlike.models.simtranslate import (
+        DEFAULT_TICK_SECONDS,
+        REAL_ELECTION_TICKS,
+        REAL_TICK_SECONDS,
+        SIM_ELECTION_TICKS,
+        client_timeout,
+    )
+
+    p = argparse.ArgumentParser()
+    add_common_arguments(p)
+    add_protocol_arguments(p, election_help="", snapshot_help="", batch_help="", bugs={})
+    real = p.parse_args(["--id", "n1", "--client-addr", "h:1", "--peer-addr", "h:2", "--data-dir", "d"])
+    assert real.tick_ms / 1000 == REAL_TICK_SECONDS
+    assert real.election_ticks == REAL_ELECTION_TICKS
+    assert RaftSystem().config.election_ticks == SIM_ELECTION_TICKS
+    assert PaxosSystem().config.election_ticks == SIM_ELECTION_TICKS
+    assert DEFAULT_TICK_SECONDS == pytest.approx(0.05)
+    assert client_timeout() == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("system", ["raft", "paxos"])
@@ -276,9 +369,17 @@ def test_run_command_replays_on_real_nodes_with_lease_reads() -> None:
 
     s = sched("raft", "lease-without-bound", *LEASE)
     cmd = run_command(s, "x/run-schedule.jsonl", translate(s)[0])
+    # The last op (the heal after the schedule) is at 7.5 s; the run goes on 5 s more.
     assert cmd == (
         "jepsenlike run --system raft --nodes 3 --bug lease-without-bound "
-        "--system-options read-mode=lease --schedule x/run-schedule.jsonl --time-limit 16"
+        "--system-options read-mode=lease --keys 1 --concurrency 10 --op-timeout 0.25 "
+        "--schedule x/run-schedule.jsonl --time-limit 13"
+    )
+    # The simulated workload runs on the real clients too.
+    s = {**sched("paxos", "stale-read", ELECT), "workload": "append"}
+    assert run_command(s, "y.jsonl", translate(s)[0]) == (
+        "jepsenlike run --system paxos --nodes 3 --bug stale-read --workload append --keys 1 "
+        "--concurrency 10 --op-timeout 0.25 --schedule y.jsonl --time-limit 10"
     )
 
 
@@ -292,8 +393,14 @@ def test_translated_schedule_loads_as_a_run_schedule(tmp_path: Path) -> None:
     write_run_schedule(s, out)
     entries = load_schedule(out)
     assert [(e.at, e.op.f, e.op.value) for e in entries] == [
-        (6.0, "bump-clock", "leader"),
         (6.0, "start-partition", "leader"),
-        (7.5, "kill", "n2"),
-        (7.5, "start", None),
+        (6.0, "bump-clock", {"target": "leader", "delta": -5.0}),
+        (7.5, "kill", "one"),
+        (8.5, "start", None),
+        (8.5, "stop-partition", None),
     ]
+    # The nemeses take every value, the clock one its scheduled delta.
+    from jepsenlike.nemesis import PackageOptions, build_packages
+    from jepsenlike.nemesis.schedule import check_schedule
+
+    check_schedule(out, entries, build_packages(["clock", "partition", "kill"], PackageOptions()), 13)
