@@ -12,6 +12,7 @@ recovery phase waits for all groups).
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 from jepsenlike.systems.base import NodeSpec
@@ -53,3 +54,53 @@ class ShardKVSystem(KVNodeSystem):
         if len(best) < self.groups:
             return None
         return best[self._rng.choice(sorted(best))][1]
+
+    def move_shard(self, nodes: list[NodeSpec], rng: random.Random, timeout: float = 3.0) -> dict[str, Any]:
+        """Move one shard, chosen with ``rng``, to another group; say what happened.
+
+        Asks the shard's group (any of its nodes; they forward to the leader) for a
+        replicated ``shard-out``; the group then hands the shard to its new owner itself
+        (``shard-in``, retried until acknowledged). ``busy`` (the shard's keys are locked
+        by transactions in flight) is retried until ``timeout``.
+        """
+        from jepsenlike.models.client import KVClient
+
+        by_id = {n.id: n for n in nodes}
+        leaders = [st for st in self.group_statuses(nodes, 0.5) if st.get("role") == "leader"]
+        owned = sorted({(s, int(st["group"])) for st in leaders for s in st.get("owned", [])})
+        if self.groups < 2:
+            return {"error": "one group: nowhere to move a shard"}
+        if not owned:
+            return {"error": "no group leader answered"}
+        shard, src = rng.choice(owned)
+        dst = rng.choice([g for g in range(self.groups) if g != src])
+        members = next(st["members"] for st in leaders if int(st["group"]) == src)
+        out: dict[str, Any] = {"shard": shard, "from": src, "to": dst}
+        deadline = time.monotonic() + timeout
+        res: dict[str, Any] = {"type": "fail", "error": "not-tried"}
+        while time.monotonic() < deadline:
+            node = by_id[rng.choice(members)]
+            with KVClient(node.client_addr, timeout=2.0) as client:
+                res = client.invoke("shard-out", None, {"shard": shard, "to": dst})
+            if res.get("type") == "ok" or res.get("error") == "wrong-group":
+                break
+            time.sleep(0.05)
+        out["result"] = res.get("type")
+        if res.get("type") == "ok":
+            out["epoch"] = (res.get("value") or {}).get("epoch")
+        else:
+            out["error"] = res.get("error")
+        return out
+
+    def shards_settled(self, nodes: list[NodeSpec], timeout: float = 10.0) -> dict[str, Any]:
+        """Wait until no group leader has a shard waiting to be handed over."""
+        deadline = time.monotonic() + timeout
+        handing = -1
+        while time.monotonic() < deadline:
+            sts = self.group_statuses(nodes, 0.5)
+            leaders = {int(st["group"]) for st in sts if st.get("role") == "leader"}
+            handing = sum(int(st.get("handing") or 0) for st in sts if st.get("role") == "leader")
+            if handing == 0 and len(leaders) == self.groups:
+                return {"settled": True}
+            time.sleep(0.2)
+        return {"settled": False, "handing": handing}

@@ -150,7 +150,8 @@ class ShardServer(RaftServer):
         st.update(group=self.group, groups=self.groups, shards=self.shards,
                   members=self.members[self.group], txns=dict(self.stats),
                   owned=sorted(int(s) for s, r in self.kv.shard.items() if r["own"]),
-                  locks=len(self.kv.locks), prepared=len(self.kv.prepared))
+                  locks=len(self.kv.locks), prepared=len(self.kv.prepared),
+                  handing=len(self.kv.to_hand_off()))
         return st
 
     def log_context(self) -> str:

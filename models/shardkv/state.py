@@ -348,7 +348,12 @@ class ShardState:
         return _ok(self.decisions.setdefault(tx, want))
 
     def _op_shard_out(self, op: dict[str, Any]) -> dict[str, Any]:
-        s, to = int(op["shard"]), int(op["to"])
+        v = op.get("value")
+        if not (isinstance(v, dict) and isinstance(v.get("shard"), int) and isinstance(v.get("to"), int)):
+            return _fail("bad-op", detail=f"shard-out value must be {{shard: int, to: int}}, got {v!r}")
+        s, to = v["shard"], v["to"]
+        if not (0 <= s < self.shards and 0 <= to < self.groups):
+            return _fail("bad-op", detail=f"no shard {s} or group {to} ({self.shards} shards, {self.groups} groups)")
         rec = self.shard.get(str(s))
         if rec is None or (not rec["own"] and rec["to"] is None):
             g, e = self.owner_hint(s)
