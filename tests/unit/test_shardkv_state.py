@@ -13,7 +13,7 @@ import json
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import strategies as hs
 
 from jepsenlike.models.shardkv.server import group_layout, validate_txn
 from jepsenlike.models.shardkv.state import ShardState, initial_owner, shard_of
@@ -139,20 +139,20 @@ def test_coordinator_crash_after_the_decision_commits_everywhere():
 STEPS = ("read", "prepare", "decide", "commit")
 
 
-@st.composite
+@hs.composite
 def schedules(draw):
     """Transactions over both groups, their steps interleaved, each maybe cut short."""
-    n = draw(st.integers(1, 5))
+    n = draw(hs.integers(1, 5))
     txs = []
     for i in range(n):
-        keys = draw(st.lists(st.integers(0, 5), min_size=1, max_size=3))
-        mops = [[draw(st.sampled_from(["r", "append"])), k, 100 * i + j] for j, k in enumerate(keys)]
+        keys = draw(hs.lists(hs.integers(0, 5), min_size=1, max_size=3))
+        mops = [[draw(hs.sampled_from(["r", "append"])), k, 100 * i + j] for j, k in enumerate(keys)]
         for m in mops:
             if m[0] == "r":
                 m[2] = None
-        txs.append((f"t{i}", mops, draw(st.integers(0, 3 + 2))))  # crash after this many steps
-    order = draw(st.permutations([i for i in range(n) for _ in range(4)]))
-    snap_at = draw(st.integers(0, 4 * n))
+        txs.append((f"t{i}", mops, draw(hs.integers(0, 3 + 2))))  # crash after this many steps
+    order = draw(hs.permutations([i for i in range(n) for _ in range(4)]))
+    snap_at = draw(hs.integers(0, 4 * n))
     return txs, order, snap_at
 
 
