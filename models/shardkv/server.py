@@ -16,8 +16,12 @@ Any node accepts a client ``txn`` and coordinates it:
 1. it maps each micro-op's key to a shard and the shard to a group by its *shard
    map* (learnt from ``wrong-group`` answers and from its own group's state);
 2. a transaction on one group is one ``txn1`` command in that group's log;
-3. otherwise it sends ``prepare`` to every participant group (in parallel). If every
-   one prepares, it records ``decide commit`` in the *coordinator group* (the lowest
+3. otherwise it sends ``prepare`` to the participant groups one after another, in
+   group order, stopping at the first refusal (a prepare takes the locks and answers the
+   values read; sequential prepares cost a round per group but keep the lock footprint
+   of a doomed transaction small, and they are what lets the seeded locking bugs show:
+   with all prepares at one instant, the windows those bugs open are too short to be
+   hit). If every one prepares, it records ``decide commit`` in the *coordinator group* (the lowest
    participant), then sends ``commit`` to every participant and answers ``ok`` with
    the values read. If a prepare is refused or times out, commit can never be
    recorded (only the coordinator records commit, and it will not), so it sends
@@ -54,7 +58,7 @@ from jepsenlike.models.shardkv.state import MICRO_OPS, ShardState, initial_owner
 
 __all__ = ["ShardServer", "build_parser", "group_layout", "main"]
 
-GROUP_OPS = ("txn1", "read", "prepare", "commit", "abort", "decide", "shard-out", "shard-in", "shard-handed")
+GROUP_OPS = ("txn1", "prepare", "commit", "abort", "decide", "shard-out", "shard-in", "shard-handed")
 CLIENT_OPS = ("txn", "read", "write", "append")
 
 
@@ -312,16 +316,15 @@ class ShardServer(RaftServer):
         coord = min(parts)
         sub = {g: [mops[i] for i in idx] for g, idx in parts.items()}
         groups = sorted(parts)
-        reading = [g for g in groups if any(m[0] == "r" for m in sub[g])]
-        votes = await asyncio.gather(*(
-            self.group_call(g, {"f": "read", "tx": tx, "coord": coord, "value": sub[g]},
-                            0.4 * budget) for g in reading))
-        if all(v["type"] == "ok" for v in votes):
-            votes = await asyncio.gather(*(
-                self.group_call(g, {"f": "prepare", "tx": tx, "coord": coord, "value": sub[g]},
-                                0.4 * budget) for g in groups))
-        for v in votes:
+        votes: list[Result] = []
+        deadline = time.monotonic() + 0.7 * budget
+        for g in groups:  # one group after another, in group order (see the module docstring)
+            v = await self.group_call(g, {"f": "prepare", "tx": tx, "coord": coord, "value": sub[g]},
+                                      max(0.05, deadline - time.monotonic()))
             self.learn(v)
+            votes.append(v)
+            if v["type"] != "ok":
+                break
         if not all(v["type"] == "ok" for v in votes):
             # Commit is never recorded for tx now (only this coordinator would record it):
             # the outcome is abort whatever happens next.

@@ -93,7 +93,7 @@ class ShardState:
         }
         # key -> {"w": txid or None, "r": [txids]}
         self.locks: dict[str, dict[str, Any]] = {}
-        # txid -> {"ops": micro-ops, "coord": group, "reads": answers, "phase": "read" | "prepared",
+        # txid -> {"ops": micro-ops, "coord": group, "reads": answers,
         #          "undo": {key: old value} (early-lock-release only)}
         self.prepared: dict[str, dict[str, Any]] = {}
         self.done: dict[str, str] = {}  # txid -> "commit" | "abort" (as a participant)
@@ -255,49 +255,25 @@ class ShardState:
             return _fail("not-a-list", detail=str(e))
         return _ok(out)
 
-    def _op_read(self, op: dict[str, Any]) -> dict[str, Any]:
-        """The read round of a multi-group transaction: read locks, then the values read."""
-        tx, mops = op["tx"], op["value"]
-        if tx in self.done:
-            return _fail("already-" + self.done[tx] + "ed")
-        if tx in self.prepared:
-            return _ok(self.prepared[tx]["reads"])
-        wrong = self._wrong_group(mops)
-        if wrong:
-            return wrong
-        reads = [m for m in mops if m[0] == "r"]
-        busy = self._conflict(tx, reads)
-        if busy is not None:
-            return _fail("locked", key=busy)
-        try:
-            out, _ = self._run(mops, write=False)
-        except ValueError as e:
-            return _fail("not-a-list", detail=str(e))
-        self._take_locks(tx, reads)
-        self.prepared[tx] = {"ops": mops, "coord": op["coord"], "reads": out, "phase": "read"}
-        return _ok(out)
-
     def _op_prepare(self, op: dict[str, Any]) -> dict[str, Any]:
-        """Write locks (and read locks, when no read round came first); the vote."""
+        """Locks for every micro-op of ``tx`` here, the values read, the vote."""
         tx, mops = op["tx"], op["value"]
         if tx in self.done:
             return _fail("already-" + self.done[tx] + "ed")
         rec = self.prepared.get(tx)
-        if rec is not None and rec["phase"] == "prepared":
+        if rec is not None:
             return _ok(rec["reads"])
-        wrong = self._wrong_group(mops)  # again: another shard of mops may have moved since
+        wrong = self._wrong_group(mops)
         if wrong:
             return wrong
-        busy = self._conflict(tx, mops if rec is None else [m for m in mops if m[0] != "r"])
+        busy = self._conflict(tx, mops)
         if busy is not None:
             return _fail("locked", key=busy)
         try:
             out, after = self._run(mops, write=False)
         except ValueError as e:
             return _fail("not-a-list", detail=str(e))
-        if rec is not None:
-            out = rec["reads"]  # answered (and locked) by the read round
-        rec = {"ops": mops, "coord": op["coord"], "reads": out, "phase": "prepared"}
+        rec = {"ops": mops, "coord": op["coord"], "reads": out}
         if "early-lock-release" in self.bugs:
             # BUG: the writes become visible and the locks are dropped at prepare,
             # before the coordinator has decided; an abort undoes the writes later.
@@ -312,10 +288,9 @@ class ShardState:
 
     def _op_commit(self, op: dict[str, Any]) -> dict[str, Any]:
         tx = op["tx"]
-        rec = self.prepared.get(tx)
-        if rec is None or rec["phase"] != "prepared":
-            return _ok(self.done.get(tx))  # never prepared here: nothing to commit
-        del self.prepared[tx]
+        rec = self.prepared.pop(tx, None)
+        if rec is None:
+            return _ok(self.done.get(tx))  # never prepared here, or committed already
         if "undo" not in rec:
             self._run(rec["ops"], write=True)
         self._release(tx)

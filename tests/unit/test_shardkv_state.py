@@ -53,11 +53,7 @@ def test_txn1_reads_its_own_appends_and_refuses_keys_of_other_groups():
     assert bad["type"] == "fail" and bad["error"] == "not-a-list" and value(a, 0) == [1]  # nothing applied
 
 
-def prepare(st: ShardState, tx: str, mops, coord: int = 0, read_round: bool = True):
-    if read_round and any(m[0] == "r" for m in mops):
-        r = st.apply({"f": "read", "tx": tx, "coord": coord, "value": mops})
-        if r["type"] != "ok":
-            return r
+def prepare(st: ShardState, tx: str, mops, coord: int = 0):
     return st.apply({"f": "prepare", "tx": tx, "coord": coord, "value": mops})
 
 
@@ -136,7 +132,14 @@ def test_coordinator_crash_after_the_decision_commits_everywhere():
 
 # --------------------------------------------------------------------- generated schedules
 
-STEPS = ("read", "prepare", "decide", "commit")
+def owner(key: int) -> int:
+    return initial_owner(shard_of(key, S), G)
+
+
+def steps_of(mops) -> list[tuple[str, int]]:
+    """The coordinator's steps: prepare at each group in order, decide, commit at each."""
+    groups = sorted({owner(m[1]) for m in mops})
+    return [("prepare", g) for g in groups] + [("decide", min(groups))] + [("commit", g) for g in groups]
 
 
 @hs.composite
@@ -150,63 +153,52 @@ def schedules(draw):
         for m in mops:
             if m[0] == "r":
                 m[2] = None
-        txs.append((f"t{i}", mops, draw(hs.integers(0, 3 + 2))))  # crash after this many steps
-    order = draw(hs.permutations([i for i in range(n) for _ in range(4)]))
-    snap_at = draw(hs.integers(0, 4 * n))
+        steps = steps_of(mops)
+        # The coordinator crashes after this many steps (len(steps): it does not crash).
+        txs.append((f"t{i}", mops, steps, draw(hs.integers(0, len(steps)))))
+    order = draw(hs.permutations([i for i, (_, _, steps, _) in enumerate(txs) for _ in steps]))
+    snap_at = draw(hs.integers(0, len(order)))
     return txs, order, snap_at
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(schedules())
 def test_generated_schedules_are_atomic_after_recovery(sched):
-    """Whatever interleaving and crash points: every transaction applies in all its groups
-    (exactly when its recorded decision is commit) or in none; no lock survives recovery;
-    a snapshot round trip anywhere changes nothing."""
+    """Whatever the interleaving and the crash point (between any two group commands):
+    after recovery every transaction is applied in all its groups or in none, applied
+    exactly when its recorded decision is commit, and no lock or prepared record is
+    left; a snapshot round trip anywhere changes nothing."""
     txs, order, snap_at = sched
     groups = cluster()
-    progress = {tx: 0 for tx, _, _ in txs}
-    state = {tx: "ok" for tx, _, _ in txs}
+    progress = {tx: 0 for tx, _, _, _ in txs}
+    alive = {tx: True for tx, _, _, _ in txs}
     for step_no, i in enumerate(order):
         if step_no == snap_at:
             groups = [ShardState.restore(json.loads(json.dumps(g.snapshot())), g.group, G, S) for g in groups]
-        tx, mops, crash = txs[i]
+        tx, mops, steps, crash = txs[i]
         k = progress[tx]
         progress[tx] += 1
-        if k >= crash or state[tx] != "ok" or k >= len(STEPS):
+        if k >= crash or not alive[tx]:
             continue
-        parts = {g: [m for m in mops if initial_owner(shard_of(m[1], S), G) == g] for g in range(G)}
-        parts = {g: p for g, p in parts.items() if p}
-        coord = min(parts)
-        step = STEPS[k]
-        if step in ("read", "prepare"):
-            for g, p in parts.items():
-                if step == "read" and not any(m[0] == "r" for m in p):
-                    continue
-                r = groups[g].apply({"f": step, "tx": tx, "coord": coord, "value": p})
-                if r["type"] != "ok":
-                    state[tx] = "refused"
-                    for h in parts:  # the coordinator aborts everywhere
-                        groups[h].apply({"f": "abort", "tx": tx})
-                    break
-        elif step == "decide":
-            d = groups[coord].apply({"f": "decide", "tx": tx, "value": "commit"})["value"]
-            if d != "commit":
-                state[tx] = "lost-race"
+        kind, g = steps[k]
+        if kind == "prepare":
+            r = prepare(groups[g], tx, [m for m in mops if owner(m[1]) == g], min(owner(m[1]) for m in mops))
+            if r["type"] != "ok":
+                alive[tx] = False
+                for h in {owner(m[1]) for m in mops}:  # the coordinator aborts everywhere
+                    groups[h].apply({"f": "abort", "tx": tx})
+        elif kind == "decide":
+            if groups[g].apply({"f": "decide", "tx": tx, "value": "commit"})["value"] != "commit":
+                alive[tx] = False
         else:
-            for g in parts:
-                groups[g].apply({"f": "commit", "tx": tx})
+            groups[g].apply({"f": "commit", "tx": tx})
     recover(groups)
-    for tx, mops, _ in txs:
-        parts = {initial_owner(shard_of(m[1], S), G) for m in mops}
-        coord = min(parts)
-        decided = groups[coord].decisions.get(tx)
-        appended = [m for m in mops if m[0] == "append"]
-        seen = [m[2] in (groups[initial_owner(shard_of(m[1], S), G)].get(m[1]) or []) for m in appended]
+    for tx, mops, _, _ in txs:
+        decided = groups[min(owner(m[1]) for m in mops)].decisions.get(tx)
+        seen = [m[2] in (groups[owner(m[1])].get(m[1]) or []) for m in mops if m[0] == "append"]
         assert len(set(seen)) <= 1, (tx, seen)  # all or nothing
-        if appended and (decided == "commit") != seen[0]:
-            # Committed exactly when the decision is commit (decided == None: never
-            # prepared everywhere, so recovery had nothing to ask and nothing applied).
-            assert decided is None and not seen[0], (tx, decided, seen)
+        if seen:
+            assert seen[0] == (decided == "commit"), (tx, decided, seen)
     for g in groups:
         assert g.locks == {} and g.prepared == {}
 
