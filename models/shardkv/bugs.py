@@ -13,8 +13,8 @@ from jepsenlike.models.bugs import parse_bugs as _parse
 
 __all__ = ["BUGS", "parse_bugs"]
 
-_LOAD = ("--workload", "append", "--groups", "3", "--concurrency", "20", "--rate", "0",
-         "--keys", "3", "--time-limit", "20")
+_LOAD = ("--workload", "append", "--groups", "3", "--concurrency", "30", "--rate", "0",
+         "--keys", "3", "--time-limit", "30")
 
 BUGS: dict[str, Bug] = bug_table(
     Bug(
@@ -57,7 +57,7 @@ BUGS: dict[str, Bug] = bug_table(
         "appends in the other groups never appear)",
         "kill coordinators (any node) during the commit phase, or partition them from "
         "a participant",
-        catch=(*_LOAD, "--nemesis", "kill,partition"),
+        catch=(*_LOAD, "--nemesis", "kill,partition", "--nemesis-interval", "1.5"),
         control=(*_LOAD, "--nemesis", "none"),
     ),
     Bug(
