@@ -36,7 +36,7 @@ from jepsenlike.models.shardkv.bugs import BUGS
 EXPECTED = {
     "no-read-locks": ("G2",),
     "read-committed": ("G-single",),
-    "early-lock-release": ("G1c", "G0"),
+    "early-lock-release": ("G1c",),
     "no-2pc-recovery": ("lost-append", "G1a", "G1b"),
     "stale-shard-map": ("incompatible-order", "lost-append"),
 }
