@@ -35,6 +35,8 @@ from jepsenlike.nemesis.grudge import PARTITION_SHAPES
 
 LEADER_SHAPE = "leader"
 """The partition shape that isolates the current leader (see jepsenlike.nemesis.partition)."""
+GROUP_SHAPE = "group"
+"""The partition shape that cuts one replica group off the others (systems with --groups)."""
 
 DEFAULT_NEMESES = ("kill", "pause", "partition", "clock")
 """What ``jepsenlike run`` injects with no flags: every fault that cuts or skews.
@@ -577,6 +579,11 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
         raise ConfigError(f"{src('nemesis')}: partition needs at least 2 nodes, got {config.nodes}; "
                           f"leave it out, e.g. --nemesis {others}")
     for shape in config.partition_shapes if "partition" in asked else ():
+        if shape == GROUP_SHAPE:
+            if not getattr(system, "grouped", False) or config.groups < 2:
+                raise ConfigError(f"{src('partition_shapes')}: shape 'group' cuts one replica group off "
+                                  "the others; it needs a system run with --groups 2 or more")
+            continue
         if shape == LEADER_SHAPE:
             if len(node_ids) < 2:
                 raise ConfigError(f"{src('partition_shapes')}: shape 'leader' needs at least 2 nodes")

@@ -60,7 +60,8 @@ FLAGS: list[tuple[str, str, str]] = [
     ("ready_timeout", "SECONDS", "seconds to wait for nodes to become ready"),
     ("check_timeout", "SECONDS", "linearizability search budget (then unknown)"),
     ("name", "NAME", "test name in the store (default SYSTEM-WORKLOAD)"),
-    ("partition_shapes", "LIST", "partition shapes: one, halves, majority, majorities-ring, bridge, asymmetric, leader"),
+    ("partition_shapes", "LIST", "partition shapes: one, halves, majority, majorities-ring, bridge, asymmetric, leader, "
+                                    "group (one replica group off the rest; --groups)"),
     ("grudge", "GRUDGE", "explicit partition instead of shapes: NODE=SENDER+SENDER;... e.g. n1=n2+n3;n2=n1"),
     ("clock_faults", "LIST", "clock faults to draw from: bump, strobe, drift"),
     ("clock_skew", "SECONDS", "largest clock bump / strobe delta"),

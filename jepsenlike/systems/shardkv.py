@@ -35,6 +35,12 @@ class ShardKVSystem(KVNodeSystem):
     def node_command(self, node: NodeSpec, peers: dict[str, str], *, bug: str | None, seed: int) -> list[str]:
         return [*super().node_command(node, peers, bug=bug, seed=seed), "--groups", str(self.groups)]
 
+    def group_members(self, node_ids: list[str]) -> list[list[str]]:
+        """The replica groups' members, as the nodes compute them (for the ``group`` partition shape)."""
+        from jepsenlike.models.shardkv.server import group_layout
+
+        return group_layout(list(node_ids), self.groups)
+
     def group_statuses(self, nodes: list[NodeSpec], timeout: float = 0.5) -> list[dict[str, Any]]:
         """The status of every node that answers (each names its ``group``)."""
         out = []

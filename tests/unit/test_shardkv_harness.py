@@ -75,3 +75,43 @@ def test_shard_move_on_a_system_that_cannot_move_shards_says_so():
 
     done = pkg.nemesis.invoke(Ctx(), FaultOp("move-shard", "random"))
     assert done.type == "info" and done.error == "system 'raft' does not move shards"
+
+
+def test_group_partition_shape_cuts_one_whole_group_off_the_rest():
+    from jepsenlike.nemesis.partition import PartitionNemesis
+
+    system = get_system("shardkv")
+    system.groups = 3
+    applied = []
+
+    class Ctx:
+        backend = type("B", (), {"apply_grudge": lambda self, g: applied.append(g)})()
+        node_ids = [f"n{i}" for i in range(1, 10)]
+        rng = random.Random(4)
+
+        def __init__(self, system):
+            self.system = system
+
+        def leader(self):
+            return None
+
+    done = PartitionNemesis().invoke(Ctx(system), FaultOp("start-partition", "group"))
+    members = [["n1", "n2", "n3"], ["n4", "n5", "n6"], ["n7", "n8", "n9"]]
+    cut = members[done.value["group"]]
+    assert done.value["isolated"] == cut
+    grudge = applied[0]
+    for n in Ctx.node_ids:
+        inside = n in cut
+        assert set(grudge[n]) == (set(Ctx.node_ids) - set(cut) if inside else set(cut)), n
+    # A system without groups: one random node, and the completion says so.
+    done = PartitionNemesis().invoke(Ctx(get_system("raft")), FaultOp("start-partition", "group"))
+    assert len(done.value["isolated"]) == 1 and "no replica groups" in done.value["note"]
+
+
+def test_group_shape_needs_groups(tmp_path):
+    with pytest.raises(ConfigError, match="shape 'group' cuts one replica group off the others"):
+        build_config({"system": "raft", "workload": "append", "nemesis": "partition",
+                      "partition_shapes": "group", "store": str(tmp_path)})
+    cfg = build_config({"system": "shardkv", "workload": "append", "groups": "2", "nemesis": "partition",
+                        "partition_shapes": "group,leader", "store": str(tmp_path)})
+    assert cfg.partition_shapes == ("group", "leader")
