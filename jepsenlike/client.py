@@ -16,6 +16,9 @@ for each op:
 * ``random``      -- uniformly from the worker's own seeded rng (the default;
   spreads reads over followers, which is what catches stale reads);
 * ``round-robin`` -- node ``(worker + k) mod n`` for the k-th op;
+* ``weighted``    -- at random, each node with probability proportional to its
+  weight (``--routing-weights n1=4,n2=1``; nodes not listed weigh 1), e.g. to
+  load one node or one replica group more than the others;
 * ``leader``      -- the node the system says is leader, following a
   ``leader`` hint in a ``not-leader`` answer; falls back to random while no
   leader is known.
@@ -30,7 +33,7 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-ROUTINGS = ("random", "round-robin", "leader")
+ROUTINGS = ("random", "round-robin", "weighted", "leader")
 
 
 @runtime_checkable
@@ -61,6 +64,7 @@ class Router:
         worker: the worker's index (round-robin offset).
         leader_of: ``() -> node id | None``, the shared leader cache (for
             ``leader`` routing).
+        weights: ``{node id: weight}`` for ``weighted`` routing (missing: 1).
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class Router:
         rng: random.Random,
         worker: int = 0,
         leader_of: Callable[[], str | None] | None = None,
+        weights: dict[str, float] | None = None,
     ) -> None:
         if routing not in ROUTINGS:
             raise ValueError(f"unknown routing {routing!r}; available: {', '.join(ROUTINGS)}")
@@ -82,6 +87,9 @@ class Router:
         self._leader_of = leader_of
         self._hint: str | None = None
         self._clients: dict[str, NodeClient] = {}
+        self.weights = [float((weights or {}).get(n, 1.0)) for n in self.node_ids]
+        if routing == "weighted" and not any(w > 0 for w in self.weights):
+            raise ValueError("weighted routing needs at least one node with a positive weight")
 
     def pick(self) -> str:
         """The node for the next op."""
@@ -89,6 +97,8 @@ class Router:
             node = self.node_ids[self._next % len(self.node_ids)]
             self._next += 1
             return node
+        if self.routing == "weighted":
+            return self.rng.choices(self.node_ids, weights=self.weights)[0]
         if self.routing == "leader":
             leader = self._hint or (self._leader_of() if self._leader_of else None)
             if leader in self.node_ids:

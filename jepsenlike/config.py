@@ -35,6 +35,8 @@ from jepsenlike.nemesis.grudge import PARTITION_SHAPES
 
 LEADER_SHAPE = "leader"
 """The partition shape that isolates the current leader (see jepsenlike.nemesis.partition)."""
+GROUP_SHAPE = "group"
+"""The partition shape that cuts one replica group off the others (systems with --groups)."""
 
 DEFAULT_NEMESES = ("kill", "pause", "partition", "clock")
 """What ``jepsenlike run`` injects with no flags: every fault that cuts or skews.
@@ -77,8 +79,12 @@ class TestConfig:
     bug: str | None = None
     #: Store directory.
     store: str = "store"
-    #: How workers choose a node per op: random, round-robin, leader.
+    #: How workers choose a node per op: random, round-robin, weighted, leader.
     routing: str = "random"
+    #: Node weights for ``weighted`` routing, ``node=weight`` (nodes not listed weigh 1).
+    routing_weights: tuple[str, ...] = ()
+    #: Replica groups of a sharded system (0: not given; ``--groups G`` alone means 3G nodes).
+    groups: int = 0
     #: Keys in use at any one time.
     keys: int = 3
     #: Upper bound on ops per key (keys rotate to keep checks cheap).
@@ -171,7 +177,8 @@ def _shell_word(s: str) -> str:
     return s if re.fullmatch(r"[\w.,+/:=@-]+", s) else "'" + s.replace("'", "'\\''") + "'"
 
 
-LIST_FIELDS = ("nemesis", "targets", "partition_shapes", "clock_faults", "system_options", "checkers")
+LIST_FIELDS = ("nemesis", "targets", "partition_shapes", "clock_faults", "system_options", "checkers",
+               "routing_weights")
 FIELD_NAMES = tuple(f.name for f in fields(TestConfig))
 
 
@@ -240,6 +247,27 @@ def resolve_plugin_options(config: TestConfig, where: Mapping[str, str] | None =
     for name, raw in config.plugin_options.items():
         if name not in declared and raw:  # in use, but it declares no options
             resolve_settings(name, (), raw, lambda key, name=name: src(name, key))
+    return out
+
+
+def parse_routing_weights(items: tuple[str, ...], node_ids: list[str], where: str) -> dict[str, float]:
+    """``("n1=3", "n2=0.5")`` as ``{node: weight}``; raises ConfigError naming ``where``."""
+    out: dict[str, float] = {}
+    for item in items:
+        node, sep, raw = item.partition("=")
+        node = node.strip()
+        if not sep or node not in node_ids:
+            raise ConfigError(f"{where}: expected NODE=WEIGHT with NODE one of {', '.join(node_ids)}, "
+                              f"e.g. n1=3, got {item!r}")
+        try:
+            weight = float(raw)
+        except ValueError:
+            weight = -1.0
+        if not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"{where}: the weight of {node} must be a number >= 0, got {raw!r}")
+        out[node] = weight
+    if out and not any(out.get(n, 1.0) > 0 for n in node_ids):
+        raise ConfigError(f"{where}: every node weighs 0; give at least one node a positive weight")
     return out
 
 
@@ -393,6 +421,8 @@ def build_config(
         values["nemesis"] = _schedule_nemeses(values["schedule"])
     if "backend" not in values:
         values["backend"] = _default_backend(str(values.get("system", TestConfig.system)))
+    if values.get("groups") and "nodes" not in values:
+        values["nodes"] = 3 * values["groups"]  # three nodes per group unless --nodes says otherwise
     config = TestConfig(**values, plugin_options=plugin_options)
     validate(config, where)
     return dataclasses.replace(config, plugin_options=resolve_plugin_options(config, where))
@@ -478,6 +508,10 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
     if len(set(config.nemesis)) != len(config.nemesis):
         raise ConfigError(f"{src('nemesis')}: a nemesis is listed twice: {', '.join(config.nemesis)}")
     positive("nodes", 1, strict=False)
+    positive("groups", 0, strict=False)
+    if config.groups and config.nodes % config.groups:
+        raise ConfigError(f"{src('groups')}: {config.nodes} nodes cannot form {config.groups} equal "
+                          f"groups; use --nodes {3 * config.groups} (or another multiple of {config.groups})")
     if config.nodes > 99:
         raise ConfigError(f"{src('nodes')}: at most 99 nodes on one host, got {config.nodes}")
     positive("concurrency", 1, strict=False)
@@ -510,6 +544,14 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
         system = get_system(config.system)
     except ConfigError as e:
         raise ConfigError(str(e).replace("--system", src("system"), 1)) from None
+    if config.groups and not getattr(system, "grouped", False):
+        raise ConfigError(f"{src('groups')}: system {config.system!r} does not run replica groups; "
+                          "leave --groups out (shardkv takes it)")
+    system.groups = config.groups or 1
+    weights = parse_routing_weights(config.routing_weights, node_ids, src("routing_weights"))
+    if weights and config.routing != "weighted":
+        raise ConfigError(f"{src('routing_weights')}: weights only apply to --routing weighted, "
+                          f"not {config.routing!r}")
     known_bugs = system.bugs
     if config.bug is not None and known_bugs is not None:
         for bug in config.bug.split(","):
@@ -537,6 +579,11 @@ def validate(config: TestConfig, where: Mapping[str, str] | None = None) -> None
         raise ConfigError(f"{src('nemesis')}: partition needs at least 2 nodes, got {config.nodes}; "
                           f"leave it out, e.g. --nemesis {others}")
     for shape in config.partition_shapes if "partition" in asked else ():
+        if shape == GROUP_SHAPE:
+            if not getattr(system, "grouped", False) or config.groups < 2:
+                raise ConfigError(f"{src('partition_shapes')}: shape 'group' cuts one replica group off "
+                                  "the others; it needs a system run with --groups 2 or more")
+            continue
         if shape == LEADER_SHAPE:
             if len(node_ids) < 2:
                 raise ConfigError(f"{src('partition_shapes')}: shape 'leader' needs at least 2 nodes")

@@ -58,7 +58,7 @@ from jepsenlike.backends.owned import FaultLedger
 from jepsenlike.capabilities import check_workload, fault_refusal, plan_faults
 from jepsenlike.checkers.result import UNKNOWN
 from jepsenlike.client import Router
-from jepsenlike.config import DEFAULT_NEMESES, TestConfig
+from jepsenlike.config import DEFAULT_NEMESES, TestConfig, parse_routing_weights
 from jepsenlike.confirm import confirm_completion
 from jepsenlike.errors import HarnessBug
 from jepsenlike.gen import Generator, run_final, run_generator
@@ -361,6 +361,7 @@ def prepare(config: TestConfig, say: Callable[[str], None], progress: Progress |
     """Build the parts from the config, create the run directory, write ``test.json``."""
     assert config.seed is not None, "build_config draws the seed"
     system = get_system(config.system, config.plugin_options)
+    system.groups = config.groups or 1
     system.configure(config.system_option_map(), config.bug)
     check_workload(system, config.workload)
     workload = get_workload(config.workload, check_timeout=config.check_timeout,
@@ -435,9 +436,11 @@ def phase_setup(run: Run) -> None:
     stack.callback(_teardown_nemesis, run)
     run.driver = NemesisDriver(run.nemesis, run.ctx, run.history, nemlog, run.run_dir / NEMESIS_ERRORS)
     node_map = {n.id: n for n in backend.nodes}
+    weights = parse_routing_weights(config.routing_weights, backend.node_ids, "--routing-weights")
     for w in range(config.concurrency):
         router = Router(backend.node_ids, lambda nid: system.open_client(node_map[nid], config.op_timeout),
-                        config.routing, derive_rng(config.seed, "routing", w), w, leaders.cached)
+                        config.routing, derive_rng(config.seed, "routing", w), w, leaders.cached,
+                        weights=weights)
         run.workers.append(Worker(w, run.workload, config, run.history, router, run.tally,
                                   run.keys_seen, run.keys_lock))
     stack.callback(_close_clients, run)

@@ -3,8 +3,9 @@
 Fault ops: ``start-partition`` (value: a partition shape name from
 :data:`~jepsenlike.nemesis.grudge.PARTITION_SHAPES`; ``"leader"``, which cuts
 the current leader off from everyone -- one random node when no leader is
-known, and the completion says so; or ``"grudge"`` for the grudge given in the
-config) and ``stop-partition``. The completion of a start
+known, and the completion says so; ``"group"``, which cuts one whole replica group
+of a system run with ``--groups`` off from the other groups; or ``"grudge"`` for the
+grudge given in the config) and ``stop-partition``. The completion of a start
 says exactly what was cut::
 
     {"shape": "majority", "grudge": {"n1": ["n4", "n5"], "n2": [...], "n3": [], ...},
@@ -37,7 +38,9 @@ EXPLICIT = "grudge"
 """The shape name that means "the grudge from the config"."""
 LEADER = "leader"
 """The shape that isolates the current leader (it needs the running test, so it is not a pure shape)."""
-SHAPES = (*PARTITION_SHAPES, LEADER)
+GROUP = "group"
+"""The shape that cuts one whole replica group off from the rest (systems run with ``--groups``)."""
+SHAPES = (*PARTITION_SHAPES, LEADER, GROUP)
 """Every shape name the partition nemesis accepts (besides ``grudge``)."""
 
 
@@ -74,6 +77,19 @@ class PartitionNemesis(Nemesis):
                 value["note"] = "no leader known; isolated one random node"
             value["isolated"] = leader
             return complete_grudge([{leader}, set(nodes) - {leader}])
+        if shape == GROUP:
+            nodes = list(test.node_ids)
+            layout = getattr(getattr(test, "system", None), "group_members", None)
+            groups = [g for g in (layout(nodes) if callable(layout) else []) if g]
+            if len(groups) < 2:
+                victim = {test.rng.choice(sorted(nodes))}
+                value["note"] = "the system runs no replica groups; isolated one random node"
+            else:
+                index = test.rng.randrange(len(groups))
+                victim = set(groups[index])
+                value["group"] = index
+            value["isolated"] = sorted(victim)
+            return complete_grudge([victim, set(nodes) - victim])
         return validate_grudge(partition_shape(shape)(test.node_ids, test.rng), test.node_ids)
 
     def invoke(self, test: NemesisContext, op: FaultOp) -> FaultOp:

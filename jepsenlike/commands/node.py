@@ -1,4 +1,4 @@
-"""``jepsenlike node raft|paxos ...``: run a reference node (same flags as ``python -m``).
+"""``jepsenlike node raft|paxos|shardkv ...``: run a reference node (same flags as ``python -m``).
 
 ``jepsenlike node raft --id n1 --client-addr ... --peer-addr ... --peers ... --data-dir ...``
 is the same command as ``python -m jepsenlike.models.raft ...``; see docs/raft-node.md
@@ -14,6 +14,7 @@ from typing import Any
 PROTOCOLS = {
     "raft": "the reference Raft key-value node",
     "paxos": "the reference Multi-Paxos key-value node",
+    "shardkv": "a member of one Raft group of the sharded transactional store (docs/shardkv.md)",
 }
 
 
@@ -26,7 +27,7 @@ def _runner(protocol: str) -> Any:
 
 def register(sub: Any) -> None:
     """Add ``node`` and its per-protocol subcommands to the CLI."""
-    p = sub.add_parser("node", help="run a reference node (raft or paxos)")
+    p = sub.add_parser("node", help="run a reference node (raft, paxos or shardkv)")
     protocols = p.add_subparsers(dest="protocol", metavar="PROTOCOL")
     for name, help_text in PROTOCOLS.items():
         server = importlib.import_module(f"jepsenlike.models.{name}.server")

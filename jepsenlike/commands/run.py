@@ -48,7 +48,10 @@ FLAGS: list[tuple[str, str, str]] = [
     ("test_count", "N", "number of runs, with seeds seed, seed+1, ..."),
     ("bug", "NAME", "seeded bug passed to every node (e.g. stale-read)"),
     ("store", "DIR", "store directory"),
-    ("routing", "MODE", "node per op: random, round-robin, leader"),
+    ("routing", "MODE", "node per op: random, round-robin, weighted, leader"),
+    ("routing_weights", "LIST", "weights for --routing weighted: NODE=WEIGHT, comma-separated "
+                                "(nodes not listed weigh 1), e.g. n1=4,n2=1"),
+    ("groups", "G", "replica groups of a sharded system (shardkv); alone, it makes 3G nodes"),
     ("keys", "N", "keys in use at a time"),
     ("ops_per_key", "N", "ops per key before keys rotate"),
     ("op_timeout", "SECONDS", "client timeout per op (then info)"),
@@ -57,7 +60,8 @@ FLAGS: list[tuple[str, str, str]] = [
     ("ready_timeout", "SECONDS", "seconds to wait for nodes to become ready"),
     ("check_timeout", "SECONDS", "linearizability search budget (then unknown)"),
     ("name", "NAME", "test name in the store (default SYSTEM-WORKLOAD)"),
-    ("partition_shapes", "LIST", "partition shapes: one, halves, majority, majorities-ring, bridge, asymmetric, leader"),
+    ("partition_shapes", "LIST", "partition shapes: one, halves, majority, majorities-ring, bridge, asymmetric, leader, "
+                                    "group (one replica group off the rest; --groups)"),
     ("grudge", "GRUDGE", "explicit partition instead of shapes: NODE=SENDER+SENDER;... e.g. n1=n2+n3;n2=n1"),
     ("clock_faults", "LIST", "clock faults to draw from: bump, strobe, drift"),
     ("clock_skew", "SECONDS", "largest clock bump / strobe delta"),

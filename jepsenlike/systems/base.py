@@ -167,6 +167,11 @@ class System(ABC):
         """Capability -> why this system cannot take faults that need it (default: the table)."""
         return dict(self.refused_capabilities)
 
+    #: True when the system runs its nodes as several replica groups (``--groups``).
+    grouped: bool = False
+    #: The run's ``--groups`` (set by the harness before :meth:`configure`; 1 when not given).
+    groups: int = 1
+
     #: Node options ``--system-options`` accepts (``key=value``), or None to pass any.
     option_names: tuple[str, ...] | None = ()
     #: The options in force for this run (set by :meth:`configure`).

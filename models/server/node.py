@@ -161,6 +161,10 @@ class NodeServer:
         """What every log line shows after the node id, e.g. ``[term 3 leader]``."""
         raise NotImplementedError
 
+    def _restore_state(self, data: Any) -> Any:
+        """The state machine rebuilt from a snapshot's data (default: the KV store)."""
+        return KVStore.restore(data)
+
     def _read_index(self, ctx: int) -> None:
         """Ask the core for a read index (raises the core's ``NotLeader``)."""
         self.core.read_index(ctx)
@@ -265,7 +269,7 @@ class NodeServer:
 
     def _apply(self, rd: Any) -> None:
         if rd.snapshot is not None:
-            self.kv = KVStore.restore(rd.snapshot.data)
+            self.kv = self._restore_state(rd.snapshot.data)
             self.applied = rd.snapshot.index
             self.log.info(
                 "installed %s at %s %d", self.snapshot_word, self.index_word, rd.snapshot.index

@@ -30,11 +30,11 @@ def mem_run(store, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--nemesis", "partiton"], "jepsenlike: error: --nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, slow"),
-        (["--system", "rafft"], "--system: unknown system 'rafft'; available: etcd, memory, paxos, raft, zookeeper"),
+        (["--nemesis", "partiton"], "jepsenlike: error: --nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, shard-move, slow"),
+        (["--system", "rafft"], "--system: unknown system 'rafft'; available: etcd, memory, paxos, raft, shardkv, zookeeper"),
         (["--workload", "bank"], "--workload: unknown workload 'bank'; available: append, register, set"),
         (["--nodes", "zero"], "--nodes: expected an integer, got 'zero'"),
-        (["--routing", "nearest"], "--routing: unknown routing 'nearest'; available: random, round-robin, leader"),
+        (["--routing", "nearest"], "--routing: unknown routing 'nearest'; available: random, round-robin, weighted, leader"),
         (["--bug", "stale-reads"], "--bug: system 'raft' has no bug 'stale-reads'; available: stale-read"),
         (["--config", "/nonexistent.toml"], "--config: no such file: /nonexistent.toml"),
     ],

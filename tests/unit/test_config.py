@@ -37,9 +37,9 @@ def test_nemesis_none_means_no_faults():
 @pytest.mark.parametrize(
     "flags, message",
     [
-        ({"nemesis": "partiton"}, "--nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, slow"),
+        ({"nemesis": "partiton"}, "--nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, shard-move, slow"),
         ({"workload": "bank"}, "--workload: unknown workload 'bank'; available: append, register, set"),
-        ({"routing": "sticky"}, "--routing: unknown routing 'sticky'; available: random, round-robin, leader"),
+        ({"routing": "sticky"}, "--routing: unknown routing 'sticky'; available: random, round-robin, weighted, leader"),
         ({"backend": "k8s"}, "--backend: unknown backend 'k8s'; available: docker, in-process, local"),
         ({"nodes": "0"}, "--nodes: must be >= 1, got 0"),
         ({"nodes": "three"}, "--nodes: expected an integer, got 'three'"),
@@ -60,7 +60,7 @@ def test_each_bad_flag_is_named_with_the_valid_choices(flags, message):
 
 
 def test_unknown_system_lists_the_available_ones():
-    with pytest.raises(ConfigError, match=r"--system: unknown system 'rafft'; available: etcd, memory, paxos, raft, zookeeper"):
+    with pytest.raises(ConfigError, match=r"--system: unknown system 'rafft'; available: etcd, memory, paxos, raft, shardkv, zookeeper"):
         build_config({"system": "rafft"})
 
 
