@@ -20,7 +20,7 @@ FAST = [
     ("raft", "commit-old-term", 1000),
     ("paxos", "volatile-acceptor", 300),
     ("paxos", "no-adopt", 500),
-    ("paxos", "stale-read", 300),
+    ("paxos", "stale-read", 600),
     ("paxos", "non-unique-ballots", 300),
 ]
 SLOW = [

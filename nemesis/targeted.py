@@ -1,0 +1,324 @@
+"""Targeted faults: the fault combinations that seeded bugs need to meet.
+
+The general nemeses (``kill``, ``pause``, ``partition``, ``clock``) fire one fault
+at a random target at random times; a bug that needs two faults at once on the
+same node (a clock jump *of the isolated leader*), or a fault at a precise moment
+(*right after* an election), meets its fault only by luck. Each package here
+builds one such combination and runs it on a timeline of its own (a package
+generator, :mod:`jepsenlike.gen`), so every cycle of the fault is one chance to
+catch the bug it targets (see ``docs/faults.md``).
+
+==========================  ==============================================================
+``leader-clock``            cut the leader off from every peer *and* step its wall clock
+                            (back, forward, or alternating); heal both together.
+                            Targets raft ``lease-without-bound`` (a jump back stretches a
+                            wall-clock lease past the election of the next leader).
+``kill-elected``            kill the leader, restart it ``down`` seconds later, and kill
+                            the leader elected meanwhile at once: every leader dies a moment
+                            after its election. Targets ``volatile-vote``, ``early-ack``,
+                            ``commit-old-term``, ``volatile-acceptor``, ``no-adopt``.
+``flip-partition``          bursts of majority partitions (each node sees a majority, the
+                            majorities overlap) that change every ``period`` seconds, faster
+                            than an election times out. Targets ``non-unique-ballots``
+                            (concurrent campaigns) and leader churn bugs.
+``leader-pause``            SIGSTOP the leader for ``seconds`` (longer than any lease or
+                            election timeout), then SIGCONT it: it wakes up believing it
+                            still leads. Targets ``stale-read`` (a leader that serves reads
+                            without confirming it leads) and lease bugs.
+==========================  ==============================================================
+
+Fault ops and their completions (every start op is confirmed on the node by
+:mod:`jepsenlike.confirm`, like the built-in faults):
+
+* ``start-leader-clock`` -- ``{"nodes": [leader], "isolated": leader, "grudge": {...},
+  "offsets": {leader: -5.0}, "text": ...}``; ``stop-leader-clock`` heals that grudge
+  and resets the clock: ``{"nodes": [...], "healed": {...}}``.
+* ``kill-elected`` -- ``{"nodes": [killed], "elected_after_s": 0.41}`` (how long it
+  waited for a leader to be known); ``restart-elected`` restarts every node this
+  nemesis killed.
+* ``start-flip`` / ``flip-partition`` -- a majorities grudge, as ``start-partition``
+  reports it; ``stop-flip`` heals it.
+* ``pause-leader`` / ``resume-leader`` -- as ``pause`` / ``resume``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jepsenlike.backends.base import CLOCK, KILL, NET, PAUSE
+from jepsenlike.gen import Generator, cycle, once, seq, sleep
+from jepsenlike.nemesis.core import FaultOp, Nemesis, NemesisContext
+from jepsenlike.nemesis.grudge import complete_grudge, describe, majorities_ring, validate_grudge
+from jepsenlike.nemesis.partition import grudge_as_lists
+from jepsenlike.nemesis.package import NemesisPackage, PackageOptions
+from jepsenlike.registry import Option
+
+DIRECTIONS = ("back", "forward", "both")
+"""Which way ``leader-clock`` steps the isolated leader's clock (``both``: alternate, back first)."""
+LEADER_POLL = 0.05
+"""Seconds between leader look-ups while ``kill-elected`` waits for an election."""
+
+
+def _leader_or_any(test: NemesisContext, value: dict[str, Any], among: list[str] | None = None) -> str:
+    nodes = among if among is not None else list(test.node_ids)
+    leader = test.leader()
+    if leader not in nodes:
+        leader = test.rng.choice(sorted(nodes))
+        value["note"] = "no leader known; chose one node"
+    return leader
+
+
+class LeaderClockNemesis(Nemesis):
+    """Isolates the leader and steps its wall clock; the stop heals both (see the module doc)."""
+
+    name = "leader-clock"
+    fs = frozenset({"start-leader-clock", "stop-leader-clock"})
+    requires = frozenset({NET, CLOCK})
+
+    def __init__(self, skew: float = 5.0, direction: str = "both") -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"leader-clock direction {direction!r}; expected one of {', '.join(DIRECTIONS)}")
+        self.skew, self.direction = skew, direction
+        self.turn = 0
+        self.isolated: str | None = None
+        self.grudge: dict[str, set[str]] | None = None
+
+    def _offset(self) -> float:
+        if self.direction == "both":
+            sign = -1.0 if self.turn % 2 == 0 else 1.0
+        else:
+            sign = -1.0 if self.direction == "back" else 1.0
+        self.turn += 1
+        return sign * self.skew
+
+    def invoke(self, test: NemesisContext, op: FaultOp) -> FaultOp:
+        if op.f == "stop-leader-clock":
+            touched = [self.isolated] if self.isolated else []
+            lifted = self.grudge
+            test.backend.heal_network()
+            for n in touched:
+                test.backend.clock(n).reset()
+            self.isolated, self.grudge = None, None
+            return op.complete({"nodes": touched, "healed": grudge_as_lists(lifted) if lifted else {}})
+        value: dict[str, Any] = {}
+        leader = _leader_or_any(test, value)
+        grudge = complete_grudge([{leader}, set(test.node_ids) - {leader}])
+        offset = self._offset()
+        test.backend.apply_grudge(grudge)
+        self.isolated, self.grudge = leader, grudge
+        test.backend.clock(leader).bump(offset)
+        value.update(nodes=[leader], isolated=leader, grudge=grudge_as_lists(grudge), text=describe(grudge),
+                     offsets={leader: offset})
+        return op.complete(value)
+
+    def active(self) -> dict[str, list[str]]:
+        return {"leader isolated, clock stepped": [self.isolated]} if self.isolated else {}
+
+
+class KillElectedNemesis(Nemesis):
+    """Kills the leader as soon as one is known; restarts what it killed."""
+
+    name = "kill-elected"
+    fs = frozenset({"kill-elected", "restart-elected"})
+    requires = frozenset({KILL})
+
+    def __init__(self, wait: float = 3.0) -> None:
+        self.wait = wait
+        self.killed: list[str] = []
+
+    def invoke(self, test: NemesisContext, op: FaultOp) -> FaultOp:
+        if op.f == "restart-elected":
+            restarted = [n for n in test.node_ids if n in self.killed]
+            for n in restarted:
+                test.backend.restart(n)
+            self.killed = []
+            return op.complete({"nodes": restarted})
+        value: dict[str, Any] = {}
+        began = time.monotonic()
+        live = [n for n in test.node_ids if n not in self.killed]
+        leader = test.leader()
+        while leader not in live and time.monotonic() - began < self.wait:
+            time.sleep(LEADER_POLL)
+            leader = test.leader()
+        value["elected_after_s"] = round(time.monotonic() - began, 3)
+        if leader not in live:
+            if not live:
+                return op.complete({"nodes": [], "note": "every node is down"})
+            leader = test.rng.choice(sorted(live))
+            value["note"] = f"no leader known within {self.wait:g} s; chose one node"
+        test.backend.kill(leader)
+        self.killed.append(leader)
+        value.update(nodes=[leader], targets="leader")
+        return op.complete(value)
+
+    def active(self) -> dict[str, list[str]]:
+        return {"killed": list(self.killed)} if self.killed else {}
+
+
+class FlipPartitionNemesis(Nemesis):
+    """Majorities-ring grudges, a new one per flip; the stop heals (see the module doc)."""
+
+    name = "flip-partition"
+    fs = frozenset({"start-flip", "flip-partition", "stop-flip"})
+    requires = frozenset({NET})
+
+    def __init__(self) -> None:
+        self.current: dict[str, set[str]] | None = None
+
+    def invoke(self, test: NemesisContext, op: FaultOp) -> FaultOp:
+        if op.f == "stop-flip":
+            lifted = self.current
+            test.backend.heal_network()
+            self.current = None
+            return op.complete({"healed": grudge_as_lists(lifted) if lifted else {},
+                                "nodes": sorted(n for n, d in (lifted or {}).items() if d)})
+        nodes = list(test.node_ids)
+        grudge = validate_grudge(majorities_ring(nodes, test.rng), nodes)
+        if grudge == self.current and len(nodes) > 2:  # a flip must change something
+            grudge = validate_grudge(majorities_ring(nodes, test.rng), nodes)
+        test.backend.apply_grudge(grudge)
+        self.current = grudge
+        value: dict[str, Any] = {"shape": "majorities-ring", "grudge": grudge_as_lists(grudge),
+                                 "text": describe(grudge)}
+        if not any(grudge.values()):
+            value["nodes"] = []
+        return op.complete(value)
+
+    def active(self) -> dict[str, list[str]]:
+        return {"flipping": [describe(self.current)]} if self.current else {}
+
+
+class LeaderPauseNemesis(Nemesis):
+    """SIGSTOPs the leader; the resume SIGCONTs what it paused."""
+
+    name = "leader-pause"
+    fs = frozenset({"pause-leader", "resume-leader"})
+    requires = frozenset({PAUSE})
+
+    def __init__(self) -> None:
+        self.paused: list[str] = []
+
+    def invoke(self, test: NemesisContext, op: FaultOp) -> FaultOp:
+        if op.f == "resume-leader":
+            resumed = [n for n in test.node_ids if n in self.paused and test.backend.node_state(n) == "paused"]
+            for n in resumed:
+                test.backend.resume(n)
+            self.paused = []
+            return op.complete({"nodes": resumed})
+        value: dict[str, Any] = {"targets": "leader"}
+        up = [n for n in test.node_ids if test.backend.node_state(n) == "up"]
+        if not up:
+            return op.complete({**value, "nodes": [], "note": "no node is up"})
+        leader = _leader_or_any(test, value, up)
+        test.backend.pause(leader)
+        self.paused.append(leader)
+        value["nodes"] = [leader]
+        return op.complete(value)
+
+    def active(self) -> dict[str, list[str]]:
+        return {"paused": list(self.paused)} if self.paused else {}
+
+
+# -- generators ----------------------------------------------------------------------
+
+
+def hold_cycle(start: FaultOp, stop: FaultOp, hold: Callable[[], float],
+               gap: Callable[[], float]) -> Generator:
+    """start, ``hold()`` seconds, stop, ``gap()`` seconds, again (both drawn per cycle)."""
+    return cycle(lambda: seq(once(start), sleep(hold()), once(stop), sleep(gap())))
+
+
+def _jitter(rng: random.Random, mean: float) -> Callable[[], float]:
+    return lambda: mean * rng.uniform(0.5, 1.5)
+
+
+# -- packages ------------------------------------------------------------------------
+
+
+def leader_clock_package(options: PackageOptions) -> NemesisPackage:
+    """Isolate the leader and step its wall clock (back/forward) together; targets raft lease-without-bound."""
+    s = options.settings
+    nem = LeaderClockNemesis(float(s.get("skew", 5.0)), str(s.get("direction", "both")))
+    hold, gap = float(s.get("hold", 3.0)), options.interval
+
+    def gen(rng: random.Random, interval: float) -> Generator:
+        return hold_cycle(FaultOp("start-leader-clock"), FaultOp("stop-leader-clock"),
+                          lambda: hold, _jitter(rng, gap))
+
+    return NemesisPackage("leader-clock", nem, (("start-leader-clock", "stop-leader-clock"),),
+                          (FaultOp("stop-leader-clock"),), ("leader",), generator=gen)
+
+
+leader_clock_package.plugin_options = (  # type: ignore[attr-defined]
+    Option("skew", float, 5.0, "seconds the isolated leader's wall clock is stepped by"),
+    Option("direction", str, "both", "back, forward, or both (alternating, back first)", DIRECTIONS),
+    Option("hold", float, 3.0, "seconds the leader stays isolated and skewed"),
+)
+
+
+def kill_elected_package(options: PackageOptions) -> NemesisPackage:
+    """Kill each leader right after its election (restart the last one meanwhile); targets vote/ack/commit bugs."""
+    s = options.settings
+    down, wait = float(s.get("down", 1.0)), float(s.get("wait", 3.0))
+
+    def gen(rng: random.Random, interval: float) -> Generator:
+        return hold_cycle(FaultOp("kill-elected"), FaultOp("restart-elected"), _jitter(rng, down),
+                          lambda: 0.0)
+
+    return NemesisPackage("kill-elected", KillElectedNemesis(wait), (("kill-elected", "restart-elected"),),
+                          (FaultOp("restart-elected"),), ("leader",), generator=gen)
+
+
+kill_elected_package.plugin_options = (  # type: ignore[attr-defined]
+    Option("down", float, 1.0, "mean seconds a killed leader stays down (0.5x to 1.5x); "
+                               "the next leader is killed as soon as it is known after the restart"),
+    Option("wait", float, 3.0, "seconds to wait for a leader before killing a random live node"),
+)
+
+
+def flip_partition_package(options: PackageOptions) -> NemesisPackage:
+    """Bursts of overlapping-majority partitions flipping faster than an election; targets ballot/election races."""
+    s = options.settings
+    period, flips = float(s.get("period", 0.3)), int(s.get("flips", 10))
+    gap = options.interval
+
+    def burst(rng: random.Random) -> Generator:
+        parts: list[Generator] = [once(FaultOp("start-flip"))]
+        for _ in range(max(0, flips - 1)):
+            parts += [sleep(period * rng.uniform(0.7, 1.3)), once(FaultOp("flip-partition"))]
+        parts += [sleep(period), once(FaultOp("stop-flip")), sleep(gap * rng.uniform(0.5, 1.5))]
+        return seq(*parts)
+
+    def gen(rng: random.Random, interval: float) -> Generator:
+        return cycle(lambda: burst(rng))
+
+    return NemesisPackage("flip-partition", FlipPartitionNemesis(),
+                          (("start-flip", "stop-flip"), ("flip-partition", "stop-flip")),
+                          (FaultOp("stop-flip"),), ("majorities-ring",), generator=gen)
+
+
+flip_partition_package.plugin_options = (  # type: ignore[attr-defined]
+    Option("period", float, 0.3, "mean seconds between flips (keep it under the election timeout)"),
+    Option("flips", int, 10, "grudges per burst"),
+)
+
+
+def leader_pause_package(options: PackageOptions) -> NemesisPackage:
+    """SIGSTOP the leader for longer than a lease or election timeout, then SIGCONT; targets stale-read."""
+    s = options.settings
+    seconds, gap = float(s.get("seconds", 2.0)), options.interval
+
+    def gen(rng: random.Random, interval: float) -> Generator:
+        return hold_cycle(FaultOp("pause-leader"), FaultOp("resume-leader"), lambda: seconds,
+                          _jitter(rng, gap))
+
+    return NemesisPackage("leader-pause", LeaderPauseNemesis(), (("pause-leader", "resume-leader"),),
+                          (FaultOp("resume-leader"),), ("leader",), generator=gen)
+
+
+leader_pause_package.plugin_options = (  # type: ignore[attr-defined]
+    Option("seconds", float, 2.0, "seconds the leader stays paused (longer than any lease or election timeout)"),
+)
