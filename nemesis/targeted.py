@@ -52,8 +52,8 @@ from jepsenlike.backends.base import CLOCK, KILL, NET, PAUSE
 from jepsenlike.gen import Generator, cycle, once, seq, sleep
 from jepsenlike.nemesis.core import FaultOp, Nemesis, NemesisContext
 from jepsenlike.nemesis.grudge import complete_grudge, describe, majorities_ring, validate_grudge
-from jepsenlike.nemesis.partition import grudge_as_lists
 from jepsenlike.nemesis.package import NemesisPackage, PackageOptions
+from jepsenlike.nemesis.partition import grudge_as_lists
 from jepsenlike.registry import Option
 
 DIRECTIONS = ("back", "forward", "both")

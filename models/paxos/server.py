@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
 
 from jepsenlike.models.kv import KVStore
 from jepsenlike.models.paxos.bugs import BUGS, parse_bugs
