@@ -192,16 +192,32 @@ class FlipPartitionNemesis(Nemesis):
 
 
 class LeaderPauseNemesis(Nemesis):
-    """SIGSTOPs the leader; the resume SIGCONTs what it paused."""
+    """SIGSTOPs the leader (and, with ``isolate``, cuts it off); resume SIGCONTs it, heal reconnects it.
+
+    With ``isolate`` the paused leader wakes up still cut off from its peers, so
+    nothing tells it at once that another leader took over while it slept: it
+    goes on believing it leads until its own check (if any) says otherwise.
+    """
 
     name = "leader-pause"
-    fs = frozenset({"pause-leader", "resume-leader"})
+    fs = frozenset({"pause-leader", "resume-leader", "heal-leader"})
     requires = frozenset({PAUSE})
 
-    def __init__(self) -> None:
+    def __init__(self, isolate: bool = True) -> None:
+        self.isolate = isolate
+        if isolate:
+            self.requires = frozenset({PAUSE, NET})
         self.paused: list[str] = []
+        self.grudge: dict[str, set[str]] | None = None
 
     def invoke(self, test: NemesisContext, op: FaultOp) -> FaultOp:
+        if op.f == "heal-leader":
+            lifted = self.grudge
+            if self.isolate:
+                test.backend.heal_network()
+            self.grudge = None
+            return op.complete({"healed": grudge_as_lists(lifted) if lifted else {},
+                                "nodes": sorted(n for n, d in (lifted or {}).items() if d)})
         if op.f == "resume-leader":
             resumed = [n for n in test.node_ids if n in self.paused and test.backend.node_state(n) == "paused"]
             for n in resumed:
@@ -213,13 +229,23 @@ class LeaderPauseNemesis(Nemesis):
         if not up:
             return op.complete({**value, "nodes": [], "note": "no node is up"})
         leader = _leader_or_any(test, value, up)
+        if self.isolate:
+            grudge = complete_grudge([{leader}, set(test.node_ids) - {leader}])
+            test.backend.apply_grudge(grudge)
+            self.grudge = grudge
+            value.update(isolated=leader, grudge=grudge_as_lists(grudge), text=describe(grudge))
         test.backend.pause(leader)
         self.paused.append(leader)
         value["nodes"] = [leader]
         return op.complete(value)
 
     def active(self) -> dict[str, list[str]]:
-        return {"paused": list(self.paused)} if self.paused else {}
+        out: dict[str, list[str]] = {}
+        if self.paused:
+            out["paused"] = list(self.paused)
+        if self.grudge:
+            out["leader cut off"] = [describe(self.grudge)]
+        return out
 
 
 # -- generators ----------------------------------------------------------------------
@@ -307,18 +333,26 @@ flip_partition_package.plugin_options = (  # type: ignore[attr-defined]
 
 
 def leader_pause_package(options: PackageOptions) -> NemesisPackage:
-    """SIGSTOP the leader for longer than a lease or election timeout, then SIGCONT; targets stale-read."""
+    """Pause the leader longer than a lease or election timeout; it wakes up cut off; targets stale-read."""
     s = options.settings
-    seconds, gap = float(s.get("seconds", 2.0)), options.interval
+    seconds, cutoff, gap = float(s.get("seconds", 2.0)), float(s.get("cutoff", 1.5)), options.interval
+    isolate = bool(s.get("isolate", True))
+
+    def one(rng: random.Random) -> Generator:
+        parts: list[Generator] = [once(FaultOp("pause-leader")), sleep(seconds), once(FaultOp("resume-leader"))]
+        if isolate:
+            parts += [sleep(cutoff), once(FaultOp("heal-leader"))]
+        return seq(*parts, sleep(gap * rng.uniform(0.5, 1.5)))
 
     def gen(rng: random.Random, interval: float) -> Generator:
-        return hold_cycle(FaultOp("pause-leader"), FaultOp("resume-leader"), lambda: seconds,
-                          _jitter(rng, gap))
+        return cycle(lambda: one(rng))
 
-    return NemesisPackage("leader-pause", LeaderPauseNemesis(), (("pause-leader", "resume-leader"),),
-                          (FaultOp("resume-leader"),), ("leader",), generator=gen)
+    return NemesisPackage("leader-pause", LeaderPauseNemesis(isolate), (("pause-leader", "resume-leader"),),
+                          (FaultOp("resume-leader"), FaultOp("heal-leader")), ("leader",), generator=gen)
 
 
 leader_pause_package.plugin_options = (  # type: ignore[attr-defined]
     Option("seconds", float, 2.0, "seconds the leader stays paused (longer than any lease or election timeout)"),
+    Option("isolate", bool, True, "cut the leader off from its peers while paused, and for `cutoff` s after"),
+    Option("cutoff", float, 1.5, "seconds the resumed leader stays cut off (with isolate)"),
 )
