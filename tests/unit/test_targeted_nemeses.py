@@ -10,7 +10,14 @@ import pytest
 
 from jepsenlike.confirm import START_FS, _confirm
 from jepsenlike.gen import simulate
-from jepsenlike.nemesis import FaultOp, PackageOptions, Validate, build_packages, nemesis_names, plan_schedule
+from jepsenlike.nemesis import (
+    FaultOp,
+    PackageOptions,
+    Validate,
+    build_packages,
+    nemesis_names,
+    plan_schedule,
+)
 from jepsenlike.nemesis.grudge import visible_sets
 from jepsenlike.nemesis.targeted import (
     FlipPartitionNemesis,
