@@ -18,12 +18,15 @@ BUGS: dict[str, Bug] = bug_table(
     Bug(
         "stale-read",
         "server",
-        "every node answers reads from its local state machine, without ReadIndex "
-        "and without forwarding to the leader",
+        "a leader answers reads from its own state machine without confirming that "
+        "it still leads (no ReadIndex round, no lease); followers forward reads to it",
         "stale reads: a read misses a write acknowledged before it began "
-        "(linearizability violation on a register or list-append)",
-        "partition that isolates a node (or a lagging follower under load); "
-        "clients spread over all nodes",
+        "(linearizability violation on a register)",
+        "a leader that goes on believing it leads while another was elected: pause it "
+        "past an election timeout and let it wake up cut off (leader-pause); also a new "
+        "leader that has not yet applied its predecessor's writes (leader kills)",
+        catch=("--nemesis", "leader-pause", "--time-limit", "60"),
+        control=("--nemesis", "none", "--time-limit", "60"),
     ),
     Bug(
         "volatile-vote",
@@ -54,8 +57,12 @@ BUGS: dict[str, Bug] = bug_table(
         "stretch it past the followers' minimum election timeout, and a leader "
         "whose lease looks valid ignores check-quorum (does not step down)",
         "stale reads from a deposed leader that still believes in its lease",
-        "clock skew: bump the leader's wall clock backwards (or strobe it) while "
-        "partitioning it away from the majority",
+        "clock skew: step the leader's wall clock back while it is cut off from the "
+        "majority (leader-clock); a forward step shortens the lease and shows nothing",
+        catch=("--system-options", "read-mode=lease", "--nemesis", "leader-clock",
+               "--option", "leader-clock.direction=back", "--time-limit", "60"),
+        control=("--system-options", "read-mode=lease", "--nemesis", "leader-clock",
+                 "--option", "leader-clock.direction=forward", "--time-limit", "60"),
     ),
     Bug(
         "early-ack",
@@ -64,7 +71,11 @@ BUGS: dict[str, Bug] = bug_table(
         "before it is committed",
         "lost writes: acknowledged writes vanish when the leader is partitioned "
         "or killed before replicating them",
-        "kill the leader, or partition it into a minority, under write load",
+        "a leader cut off from the majority that still takes writes: pause it past an "
+        "election timeout and let it wake up cut off, with clients' writes queued "
+        "(leader-pause); or partition it into a minority",
+        catch=("--nemesis", "leader-pause", "--time-limit", "60"),
+        control=("--nemesis", "none", "--time-limit", "60"),
     ),
 )
 
