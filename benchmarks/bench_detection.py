@@ -224,6 +224,18 @@ def select(tables: dict[str, dict[str, Any]], spec: str | None) -> list[tuple[st
     return [(s, b, r) for s, t in tables.items() for b, r in t.items() if r.catch]
 
 
+def markdown(rows: list[Row]) -> str:
+    """The rows as the README's seeded-bug table (exact flags, counts, medians)."""
+    out = ["| system | `--bug` | catch: `jepsenlike run --system S --bug B` + | caught | control + | control valid "
+           "| median s to first anomaly | witness ops |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        det = f"{r.median_detect_s:.1f}" if r.median_detect_s is not None else "-"
+        wit = f"{r.witness_ops:g}" if r.witness_ops is not None else "-"
+        out.append(f"| {r.system} | `{r.bug}` | `{' '.join(r.catch_args)}` | {r.caught} of {r.runs} | "
+                   f"`{' '.join(r.control_args)}` | {r.control_valid} of {r.control_runs} | {det} | {wit} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=20, help="catch runs per bug, seeds 1..N (default 20)")
@@ -236,16 +248,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep every run dir (default: only unexpected ones)")
     ap.add_argument("--out", default=None, help="append each finished row to this JSON-lines file")
     ap.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    ap.add_argument("--markdown", action="store_true", help="print the rows as the README's Markdown table")
+    ap.add_argument("--from", dest="from_file", default=None,
+                    help="run nothing: read the rows from an --out file (several runs' files may be concatenated)")
     args = ap.parse_args(argv)
     if args.runs < 0 or (args.control_runs is not None and args.control_runs < 0):
         ap.error("--runs and --control-runs must be >= 0")
     if args.control_runs is None:
         args.control_runs = args.runs
 
+    if args.from_file:
+        rows = [Row(**json.loads(line)) for line in Path(args.from_file).read_text().splitlines() if line.strip()]
+        if args.markdown:
+            print(markdown(rows))
+        else:
+            print(json.dumps([asdict(r) for r in rows], indent=1))
+        return 0
     pairs = select(bug_tables(), args.bugs)
     store = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="bench-detection-"))
     started = time.strftime("%Y-%m-%d %H:%M")
-    rows: list[Row] = []
+    rows = []
     try:
         for system, bug, bug_row in pairs:
             row = measure(system, bug, bug_row, args, store)
@@ -257,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.store and not any(store.rglob("results.json")):
             shutil.rmtree(store, ignore_errors=True)
 
+    if args.markdown:
+        print(markdown(rows))
+        return 0
     if args.json:
         keys = ("system", "bug", "runs", "caught", "control_runs", "control_valid", "median_detect_s",
                 "witness_ops")

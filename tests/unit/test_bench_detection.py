@@ -115,3 +115,15 @@ def test_the_script_runs_one_bug_and_prints_consistent_json(tmp_path):
         assert r["median_detect_s"] is None and r["witness_ops"] is None
     else:
         assert r["median_detect_s"] is not None and r["median_detect_s"] >= 0 and r["witness_ops"] >= 1
+
+
+def test_rows_written_with_out_render_as_the_readme_table(tmp_path, capsys):
+    row = bench.Row("raft", "stale-read", runs=4, caught=3, control_runs=2, control_valid=2, median_detect_s=7.25,
+                    witness_ops=12, catch_args=["--nemesis", "leader-pause", "--time-limit", "60"],
+                    control_args=["--nemesis", "none", "--time-limit", "60"])
+    f = tmp_path / "rows.jsonl"
+    f.write_text(json.dumps(bench.asdict(row)) + "\n")
+    assert bench.main(["--from", str(f), "--markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[2] == ("| raft | `stale-read` | `--nemesis leader-pause --time-limit 60` | 3 of 4 | "
+                        "`--nemesis none --time-limit 60` | 2 of 2 | 7.2 | 12 |")
