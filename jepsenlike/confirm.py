@@ -105,7 +105,7 @@ START_FS = {"kill": "kill", "pause": "pause", "start-partition": "partition",
             "bump-clock": "clock", "strobe-clock": "clock", "drift-clock": "clock",
             # the targeted faults (jepsenlike.nemesis.targeted)
             "start-leader-clock": "partition+clock", "kill-elected": "kill", "pause-leader": "pause+partition",
-            "start-flip": "partition", "flip-partition": "partition"}
+            "start-flip": "partition", "flip-partition": "partition", "kill-cluster": "kill"}
 """Start ops whose effect is confirmed, and the fault kind each belongs to."""
 
 

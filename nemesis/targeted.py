@@ -21,10 +21,15 @@ catch the bug it targets (see ``docs/faults.md``).
                             majorities overlap) that change every ``period`` seconds, faster
                             than an election times out. Targets ``non-unique-ballots``
                             (concurrent campaigns) and leader churn bugs.
-``leader-pause``            SIGSTOP the leader for ``seconds`` (longer than any lease or
-                            election timeout), then SIGCONT it: it wakes up believing it
-                            still leads. Targets ``stale-read`` (a leader that serves reads
-                            without confirming it leads) and lease bugs.
+``leader-pause``            cut the leader off and SIGSTOP it for ``seconds`` (longer than any
+                            lease or election timeout), then SIGCONT it still cut off for
+                            ``cutoff`` seconds: it wakes up believing it still leads. Targets
+                            ``stale-read`` (a leader that serves reads without confirming it
+                            leads) and ``early-ack`` (it acknowledges writes it cannot commit).
+``kill-cluster``            kill every node, restart all but the old leader, and the old leader
+                            ``lag`` seconds later. Targets ``volatile-vote``: every node forgets
+                            its term, so terms are reused, and the old leader comes back to a
+                            leader of the *same* term that wrote other entries at its indices.
 ==========================  ==============================================================
 
 Fault ops and their completions (every start op is confirmed on the node by
@@ -38,7 +43,11 @@ Fault ops and their completions (every start op is confirmed on the node by
   nemesis killed.
 * ``start-flip`` / ``flip-partition`` -- a majorities grudge, as ``start-partition``
   reports it; ``stop-flip`` heals it.
-* ``pause-leader`` / ``resume-leader`` -- as ``pause`` / ``resume``.
+* ``pause-leader`` -- as ``pause``, plus the grudge that cuts the leader off (with
+  ``isolate``); ``resume-leader`` SIGCONTs it; ``heal-leader`` lifts the grudge.
+* ``kill-cluster`` -- ``{"nodes": [every node], "leader": "n2"}``; ``restart-cluster``
+  restarts all but that leader (``{"nodes": [...], "held_back": "n2"}``);
+  ``restart-leader`` restarts the rest.
 """
 
 from __future__ import annotations
@@ -248,6 +257,44 @@ class LeaderPauseNemesis(Nemesis):
         return out
 
 
+class KillClusterNemesis(Nemesis):
+    """Kills every node; restarts them all but the old leader, which comes back ``lag`` s later."""
+
+    name = "kill-cluster"
+    fs = frozenset({"kill-cluster", "restart-cluster", "restart-leader"})
+    requires = frozenset({KILL})
+
+    def __init__(self) -> None:
+        self.killed: list[str] = []
+        self.held: str | None = None
+
+    def invoke(self, test: NemesisContext, op: FaultOp) -> FaultOp:
+        if op.f == "kill-cluster":
+            value: dict[str, Any] = {}
+            up = [n for n in test.node_ids if n not in self.killed]
+            leader = _leader_or_any(test, value, up) if up else None
+            for n in up:
+                test.backend.kill(n)
+                self.killed.append(n)
+            self.held = leader
+            value.update(nodes=up, leader=leader)
+            return op.complete(value)
+        if op.f == "restart-cluster":
+            first = [n for n in test.node_ids if n in self.killed and n != self.held]
+            for n in first:
+                test.backend.restart(n)
+            self.killed = [n for n in self.killed if n not in first]
+            return op.complete({"nodes": first, "held_back": self.held})
+        rest = [n for n in test.node_ids if n in self.killed]
+        for n in rest:
+            test.backend.restart(n)
+        self.killed, self.held = [], None
+        return op.complete({"nodes": rest})
+
+    def active(self) -> dict[str, list[str]]:
+        return {"killed": list(self.killed)} if self.killed else {}
+
+
 # -- generators ----------------------------------------------------------------------
 
 
@@ -355,4 +402,26 @@ leader_pause_package.plugin_options = (  # type: ignore[attr-defined]
     Option("seconds", float, 2.0, "seconds the leader stays paused (longer than any lease or election timeout)"),
     Option("isolate", bool, True, "cut the leader off from its peers while paused, and for `cutoff` s after"),
     Option("cutoff", float, 1.5, "seconds the resumed leader stays cut off (with isolate)"),
+)
+
+
+def kill_cluster_package(options: PackageOptions) -> NemesisPackage:
+    """Kill every node; restart all but the old leader, then it `lag` s later; targets raft volatile-vote."""
+    s = options.settings
+    down, lag, gap = float(s.get("down", 0.5)), float(s.get("lag", 1.5)), options.interval
+
+    def one(rng: random.Random) -> Generator:
+        return seq(once(FaultOp("kill-cluster")), sleep(down), once(FaultOp("restart-cluster")), sleep(lag),
+                   once(FaultOp("restart-leader")), sleep(gap * rng.uniform(0.5, 1.5)))
+
+    def gen(rng: random.Random, interval: float) -> Generator:
+        return cycle(lambda: one(rng))
+
+    return NemesisPackage("kill-cluster", KillClusterNemesis(), (("kill-cluster", "restart-leader"),),
+                          (FaultOp("restart-cluster"), FaultOp("restart-leader")), ("all",), generator=gen)
+
+
+kill_cluster_package.plugin_options = (  # type: ignore[attr-defined]
+    Option("down", float, 0.5, "seconds every node stays down"),
+    Option("lag", float, 1.5, "seconds the old leader stays down after the others restart"),
 )

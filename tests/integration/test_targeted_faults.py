@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, needs_raft]
     ("kill-elected", []),
     ("flip-partition", []),
     ("leader-pause", []),
+    ("kill-cluster", []),
 ])
 def test_correct_raft_stays_valid_and_every_targeted_fault_is_confirmed(tmp_path, nemesis, extra):
     store = tmp_path / "store"

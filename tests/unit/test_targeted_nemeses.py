@@ -21,13 +21,14 @@ from jepsenlike.nemesis import (
 from jepsenlike.nemesis.grudge import visible_sets
 from jepsenlike.nemesis.targeted import (
     FlipPartitionNemesis,
+    KillClusterNemesis,
     KillElectedNemesis,
     LeaderClockNemesis,
     LeaderPauseNemesis,
 )
 from tests.unit.test_fault_nemeses import Ctx, FakeNetBackend
 
-TARGETED = ("leader-clock", "kill-elected", "flip-partition", "leader-pause")
+TARGETED = ("leader-clock", "kill-elected", "flip-partition", "leader-pause", "kill-cluster")
 
 
 class ProcBackend(FakeNetBackend):
@@ -205,3 +206,17 @@ def test_combined_faults_are_confirmed_part_by_part():
     assert START_FS["pause-leader"] == "pause+partition"
     got = _confirm("pause+partition", C(), value)
     assert got == {"n1": (True, "state T"), "n2->n1": (True, "held"), "n1->n2": (True, "held")}
+
+
+def test_kill_cluster_kills_every_node_and_brings_the_old_leader_back_last():
+    b = ProcBackend(5)
+    nem = Validate(KillClusterNemesis())
+    ctx = Ctx(b, leader="n2")
+    done = nem.invoke(ctx, FaultOp("kill-cluster"))
+    assert done.value["nodes"] == b.node_ids and done.value["leader"] == "n2"
+    assert set(b.states.values()) == {"killed"}
+    first = nem.invoke(ctx, FaultOp("restart-cluster"))
+    assert first.value["nodes"] == ["n1", "n3", "n4", "n5"] and b.states["n2"] == "killed"
+    last = nem.invoke(ctx, FaultOp("restart-leader"))
+    assert last.value["nodes"] == ["n2"] and set(b.states.values()) == {"up"}
+    assert [c for c in b.calls if c[0] == "restart"][-1] == ("restart", "n2")
