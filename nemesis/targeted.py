@@ -26,8 +26,9 @@ catch the bug it targets (see ``docs/faults.md``).
                             ``cutoff`` seconds: it wakes up believing it still leads. Targets
                             ``stale-read`` (a leader that serves reads without confirming it
                             leads) and ``early-ack`` (it acknowledges writes it cannot commit).
-``kill-cluster``            kill every node, restart all but the old leader, and the old leader
-                            ``lag`` seconds later. Targets ``volatile-vote``: every node forgets
+``kill-cluster``            kill every node (the leader ``tail`` seconds after its followers,
+                            so it holds writes nobody else has), restart all but the old leader,
+                            and the old leader ``lag`` seconds later. Targets ``volatile-vote``: every node forgets
                             its term, so terms are reused, and the old leader comes back to a
                             leader of the *same* term that wrote other entries at its indices.
 ==========================  ==============================================================
@@ -264,7 +265,8 @@ class KillClusterNemesis(Nemesis):
     fs = frozenset({"kill-cluster", "restart-cluster", "restart-leader"})
     requires = frozenset({KILL})
 
-    def __init__(self) -> None:
+    def __init__(self, tail: float = 0.3) -> None:
+        self.tail = tail
         self.killed: list[str] = []
         self.held: str | None = None
 
@@ -273,7 +275,11 @@ class KillClusterNemesis(Nemesis):
             value: dict[str, Any] = {}
             up = [n for n in test.node_ids if n not in self.killed]
             leader = _leader_or_any(test, value, up) if up else None
-            for n in up:
+            # The followers first: the leader, alone for ``tail`` s, appends the writes
+            # its clients send (never committed) before it dies too.
+            for n in [n for n in up if n != leader] + ([leader] if leader else []):
+                if n == leader and self.tail > 0:
+                    time.sleep(self.tail)
                 test.backend.kill(n)
                 self.killed.append(n)
             self.held = leader
@@ -417,11 +423,12 @@ def kill_cluster_package(options: PackageOptions) -> NemesisPackage:
     def gen(rng: random.Random, interval: float) -> Generator:
         return cycle(lambda: one(rng))
 
-    return NemesisPackage("kill-cluster", KillClusterNemesis(), (("kill-cluster", "restart-leader"),),
+    return NemesisPackage("kill-cluster", KillClusterNemesis(float(s.get("tail", 0.3))), (("kill-cluster", "restart-leader"),),
                           (FaultOp("restart-cluster"), FaultOp("restart-leader")), ("all",), generator=gen)
 
 
 kill_cluster_package.plugin_options = (  # type: ignore[attr-defined]
     Option("down", float, 0.5, "seconds every node stays down"),
     Option("lag", float, 1.5, "seconds the old leader stays down after the others restart"),
+    Option("tail", float, 0.3, "seconds the leader lives on alone after its followers were killed"),
 )
