@@ -126,6 +126,32 @@ def evidence_ops(results: dict[str, Any]) -> list[int]:
     return _ints_named_index(workload.get("op"))
 
 
+def set_evidence(history: list[dict[str, Any]], workload: dict[str, Any]) -> list[int]:
+    """For the set checker (which names elements, not ops): per key, the first ok read that
+    lacks a stale or lost element although its add had completed ok before the read began."""
+    out: list[int] = []
+    for key, k in (workload.get("keys") or {}).items():
+        bad = set((k or {}).get("stale") or []) | set((k or {}).get("lost") or [])
+        if not bad:
+            continue
+        invoked: dict[Any, int] = {}
+        added: dict[Any, int] = {}
+        for h in history:
+            if h.get("process") == "nemesis" or str(h.get("key")) != str(key):
+                continue
+            if h.get("f") == "add" and h.get("type") == "ok" and h.get("value") in bad:
+                added.setdefault(h["value"], h["time"])
+            elif h.get("f") == "read" and h.get("type") == "invoke":
+                invoked[h.get("process")] = h["time"]
+            elif h.get("f") == "read" and h.get("type") == "ok" and isinstance(h.get("value"), list):
+                began = invoked.get(h.get("process"), h["time"])
+                seen = set(h["value"])
+                if any(t < began and e not in seen for e, t in added.items()):
+                    out.append(h["index"])
+                    break
+    return out
+
+
 def measure_run(run_dir: Path) -> tuple[float | None, int | None]:
     """(seconds from the first nemesis op to the earliest evidence op, witness size) of an invalid run."""
     results = json.loads((run_dir / "results.json").read_text())
@@ -133,6 +159,8 @@ def measure_run(run_dir: Path) -> tuple[float | None, int | None]:
     time_of = {h["index"]: h["time"] for h in history if isinstance(h.get("index"), int)}
     first_fault = next((h["time"] for h in history if h.get("process") == "nemesis"), None)
     ev = [i for i in evidence_ops(results) if i in time_of]
+    if not ev and (results.get("workload") or {}).get("name") == "set":
+        ev = set_evidence(history, results["workload"])
     detect = None
     if ev and first_fault is not None:
         detect = round((min(time_of[i] for i in ev) - first_fault) / 1e9, 3)
@@ -144,8 +172,11 @@ def measure_run(run_dir: Path) -> tuple[float | None, int | None]:
         key = workload.get("key")
         if key is None and workload.get("failures"):
             key = (workload["failures"][0] or {}).get("key")
+        if key is None and isinstance(workload.get("keys"), dict):  # the set checker: the first bad key
+            key = next((k for k, v in workload["keys"].items()
+                        if isinstance(v, dict) and (v.get("stale") or v.get("lost"))), None)
         size = (sum(1 for h in history if h.get("type") == "invoke" and h.get("process") != "nemesis"
-                    and h.get("key") == key) if key is not None else None)
+                    and str(h.get("key")) == str(key)) if key is not None else None)
     return detect, size
 
 

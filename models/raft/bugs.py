@@ -33,10 +33,15 @@ BUGS: dict[str, Bug] = bug_table(
         "storage",
         "term and vote are never written to disk; after a restart the node has "
         "forgotten both",
-        "two leaders in one term; acknowledged writes lost or divergent values "
-        "(lost update / non-linearizable history)",
-        "kill and restart nodes during elections (kill the leader repeatedly, or "
-        "kill -9 a majority at random)",
+        "two leaders in one term (here: a term reused after every node forgot it); "
+        "replicas diverge, acknowledged writes lost (lost or stale adds of a set)",
+        "kill every node and restart it (kill-cluster): all forget their terms, so term "
+        "1 is reused; the old leader, back last, meets a leader of its own term that "
+        "wrote other entries at its indices and keeps its own (equal index and term "
+        "mean equal entries), so its replica diverges; the set workload keeps each "
+        "lost add visible",
+        catch=("--workload", "set", "--nemesis", "kill-cluster", "--time-limit", "60"),
+        control=("--workload", "set", "--nemesis", "kill", "--time-limit", "60"),
     ),
     Bug(
         "commit-old-term",
