@@ -205,7 +205,7 @@ def measure(system: str, bug: str, row_bug: Any, args: argparse.Namespace, store
     t0 = time.monotonic()
     detects: list[float] = []
     sizes: list[float] = []
-    for seed in range(1, args.runs + 1):
+    for seed in range(args.first_seed, args.first_seed + args.runs):
         outcome, run_dir, tail = one_run(system, bug, catch, seed, store, args.backend)
         row.runs += 1
         row.outcomes.append(outcome)
@@ -225,7 +225,7 @@ def measure(system: str, bug: str, row_bug: Any, args: argparse.Namespace, store
                                                                     else ""), file=sys.stderr, flush=True)
         if run_dir is not None and outcome in ("valid", "invalid") and not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
-    for seed in range(1, args.control_runs + 1):
+    for seed in range(args.first_seed, args.first_seed + args.control_runs):
         outcome, run_dir, tail = one_run(system, bug, control, seed, store, args.backend)
         row.control_runs += 1
         row.control_outcomes.append(outcome)
@@ -270,6 +270,8 @@ def markdown(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=20, help="catch runs per bug, seeds 1..N (default 20)")
+    ap.add_argument("--first-seed", type=int, default=1,
+                    help="seed of the first run (default 1): seeds first..first+N-1, to add runs to a measurement")
     ap.add_argument("--control-runs", type=int, default=None, help="control runs per bug (default: --runs)")
     ap.add_argument("--time-limit", type=float, default=None,
                     help="replace the documented --time-limit (default: keep it)")
@@ -318,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                 "witness_ops")
         print(json.dumps([{k: asdict(r)[k] for k in keys} for r in rows], indent=1))
         return 0
+    last, last_control = args.first_seed + args.runs - 1, args.first_seed + args.control_runs - 1
     print(f"started {started}; machine: {os.cpu_count()} cores; backend {args.backend}; "
-          f"catch seeds 1..{args.runs}, control seeds 1..{args.control_runs}"
+          f"catch seeds {args.first_seed}..{last}, control seeds {args.first_seed}..{last_control}"
           + (f"; --time-limit {args.time_limit:g} (instead of the documented)" if args.time_limit else ""))
     print(f"{'system':<7} {'bug':<20} {'caught':>8} {'control valid':>14} {'detect s':>9} {'witness':>8}  "
           "catch args")
