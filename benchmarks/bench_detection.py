@@ -321,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([{k: asdict(r)[k] for k in keys} for r in rows], indent=1))
         return 0
     last, last_control = args.first_seed + args.runs - 1, args.first_seed + args.control_runs - 1
+    controls = f"control seeds {args.first_seed}..{last_control}" if args.control_runs else "no control runs"
     print(f"started {started}; machine: {os.cpu_count()} cores; backend {args.backend}; "
-          f"catch seeds {args.first_seed}..{last}, control seeds {args.first_seed}..{last_control}"
+          f"catch seeds {args.first_seed}..{last}, {controls}"
           + (f"; --time-limit {args.time_limit:g} (instead of the documented)" if args.time_limit else ""))
     print(f"{'system':<7} {'bug':<20} {'caught':>8} {'control valid':>14} {'detect s':>9} {'witness':>8}  "
           "catch args")
