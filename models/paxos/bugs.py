@@ -65,7 +65,8 @@ BUGS: dict[str, Bug] = bug_table(
         "jitter), so that two candidates' prepares cross; or majorities partitions "
         "that flip faster than an election (flip-partition), so that nodes that see "
         "different majorities campaign at once",
-        catch=("--nemesis", "flip-partition", "--time-limit", "60"),
+        catch=("--nemesis", "flip-partition", "--nemesis-interval", "1",
+               "--option", "flip-partition.flips=20", "--time-limit", "60"),
         control=("--nemesis", "none", "--time-limit", "60"),
     ),
 )
