@@ -102,7 +102,10 @@ class Observer(Protocol):
 # -- the entry point ------------------------------------------------------------
 
 START_FS = {"kill": "kill", "pause": "pause", "start-partition": "partition",
-            "bump-clock": "clock", "strobe-clock": "clock", "drift-clock": "clock"}
+            "bump-clock": "clock", "strobe-clock": "clock", "drift-clock": "clock",
+            # the targeted faults (jepsenlike.nemesis.targeted)
+            "start-leader-clock": "partition+clock", "kill-elected": "kill", "pause-leader": "pause+partition",
+            "start-flip": "partition", "flip-partition": "partition", "kill-cluster": "kill"}
 """Start ops whose effect is confirmed, and the fault kind each belongs to."""
 
 
@@ -136,6 +139,11 @@ def _confirm(kind: str, ctx: Any, value: dict[str, Any]) -> dict[str, Observatio
     hook = getattr(backend, "observer", None)
     observer = hook() if callable(hook) else None
     nodes = [n for n in value.get("nodes") or [] if isinstance(n, str)]
+    if "+" in kind:  # a combined fault: every part must be in force
+        out: dict[str, Observation] = {}
+        for part in kind.split("+"):
+            out.update(_confirm(part, ctx, value))
+        return out
     if kind == "partition":
         return confirm_partition(observer, value.get("grudge") or {})
     if kind == "clock":

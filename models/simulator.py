@@ -158,7 +158,8 @@ class System(Protocol):
         """A fresh invariant set for one run."""
 
     def serves_reads_locally(self) -> bool:
-        """The driver answers reads from any node's state machine (a seeded bug)."""
+        """A leader answers reads from its own state machine without confirming that it
+        still leads (a seeded bug)."""
 
     def acks_on_propose(self) -> bool:
         """The driver acknowledges writes before they commit (a seeded bug)."""
@@ -626,9 +627,6 @@ class Simulator:
         op.client = i
         self._record(proc, "invoke", f, key, value, i)
         read_only = f == "read" or (f == "txn" and all(m[0] == "r" for m in value))
-        if read_only and self.system.serves_reads_locally():
-            self._complete_result(op, self.nodes[i].sm.apply(self._kv_op(op)))  # BUG
-            return
         self._submit(op, i, read_only, forward=True)
 
     def _submit(self, op: _Pending, j: str, read_only: bool, forward: bool) -> None:
@@ -637,6 +635,11 @@ class Simulator:
         between them is cut."""
         core = self.nodes[j].core
         op.node = j
+        if read_only and core.role == LEADER and self.system.serves_reads_locally():
+            # BUG (stale-read): the leader answers from its own state machine without
+            # confirming that it still leads (no ReadIndex round, no lease).
+            self._complete_result(op, self.nodes[j].sm.apply(self._kv_op(op)))
+            return
         try:
             if read_only:
                 core.read_index(op.rid, self.now(j))

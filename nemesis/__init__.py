@@ -1,6 +1,9 @@
 """Fault plugins: the nemesis interface, targets, packages, and the built-in faults.
 
-Built in: ``kill``, ``pause``, ``partition``, ``clock``, ``slow``, ``flaky``.
+Built in: ``kill``, ``pause``, ``partition``, ``clock``, ``slow``, ``flaky``, and the
+targeted ``leader-clock``, ``kill-elected``, ``flip-partition``, ``leader-pause``,
+``kill-cluster``
+(:mod:`jepsenlike.nemesis.targeted`).
 Others arrive as ``jepsenlike.nemesis`` entry points (see
 ``docs/writing-a-nemesis.md`` and :mod:`jepsenlike.nemesis.package`).
 """

@@ -2,7 +2,8 @@
 
 An entry point names a package factory ``f(PackageOptions) -> NemesisPackage``
 (:mod:`jepsenlike.nemesis.package`). The built-ins (``kill``, ``pause``,
-``partition``, ``clock``, ``slow``, ``flaky``) are registered in jepsenlike's
+``partition``, ``clock``, ``slow``, ``flaky``, and the targeted ones of
+:mod:`jepsenlike.nemesis.targeted`) are registered in jepsenlike's
 own ``pyproject.toml`` exactly as a plugin's are, and nowhere else. A factory
 may declare typed ``plugin_options`` (:class:`~jepsenlike.registry.Option`);
 it then finds its settings in ``options.settings``.

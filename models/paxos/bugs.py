@@ -26,8 +26,10 @@ BUGS: dict[str, Bug] = bug_table(
         "acceptor has forgotten every vote it cast",
         "two values chosen for one slot: acknowledged writes lost or replaced, "
         "replicas that disagree (non-linearizable history)",
-        "kill -9 and restart nodes while leaders change (kill the leader, and a "
-        "follower that voted with it, repeatedly)",
+        "kill -9 and restart a majority (here: every node) so that the acceptors of "
+        "chosen values forget them before a new leader asks",
+        catch=("--nemesis", "kill", "--targets", "all", "--nemesis-interval", "2", "--time-limit", "60"),
+        control=("--nemesis", "none", "--time-limit", "60"),
     ),
     Bug(
         "no-adopt",
@@ -37,16 +39,20 @@ BUGS: dict[str, Bug] = bug_table(
         "acknowledged writes lost: a slot chosen under one leader is overwritten "
         "by a no-op under the next",
         "kill or partition the leader under write load, so that a new leader "
-        "takes over slots the old one had already got chosen",
+        "takes over slots the old one had already got chosen (kill-elected)",
+        catch=("--nemesis", "kill-elected", "--time-limit", "60"),
+        control=("--nemesis", "none", "--time-limit", "60"),
     ),
     Bug(
         "stale-read",
         "core",
-        "every node answers reads from its own state machine, with no quorum "
-        "round and no forwarding to the leader",
+        "a leader answers reads from its own state machine with no quorum round to "
+        "confirm that it still leads; followers forward reads to it",
         "stale reads: a read misses a write acknowledged before it began",
-        "a partition that isolates a node (or a lagging follower under load), "
-        "with clients spread over all nodes",
+        "a deposed leader that still believes it leads: pause it past an election "
+        "timeout and let it wake up cut off (leader-pause), or isolate it",
+        catch=("--nemesis", "leader-pause", "--time-limit", "60"),
+        control=("--nemesis", "none", "--time-limit", "60"),
     ),
     Bug(
         "non-unique-ballots",
@@ -56,8 +62,12 @@ BUGS: dict[str, Bug] = bug_table(
         "two values chosen for one slot: replicas disagree, acknowledged writes "
         "lost",
         "leader kills on a slow network (latency near the election timeout "
-        "jitter, e.g. 120+-100 ms per link), so that two candidates' prepares cross; "
-        "kill and pause alone on loopback rarely make two nodes campaign at once",
+        "jitter), so that two candidates' prepares cross; or majorities partitions "
+        "that flip faster than an election (flip-partition), so that nodes that see "
+        "different majorities campaign at once",
+        catch=("--nemesis", "flip-partition", "--nemesis-interval", "1",
+               "--option", "flip-partition.flips=20", "--time-limit", "60"),
+        control=("--nemesis", "none", "--time-limit", "60"),
     ),
 )
 

@@ -449,15 +449,16 @@ class PaxosNode:
         ``now`` is accepted for symmetry with the Raft core and ignored.
 
         Raises:
-            NotLeader: this node is not the leader (unless the ``stale-read`` bug is on).
+            NotLeader: this node is not the leader.
         """
         del now
-        if "stale-read" in self.bugs:
-            # BUG: whatever this replica has applied, no questions asked.
-            self._read_states.append(ReadState(ctx, self.applied))
-            return
         if self.role != LEADER:
             raise NotLeader(self.leader)
+        if "stale-read" in self.bugs:
+            # BUG: a leader answers with whatever it has applied, without a quorum
+            # round to confirm that it still leads.
+            self._read_states.append(ReadState(ctx, self.applied))
+            return
         index = self.next_slot - 1
         if not self.peers:
             self._read_states.append(ReadState(ctx, index))

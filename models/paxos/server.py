@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
 
 from jepsenlike.models.kv import KVStore
 from jepsenlike.models.paxos.bugs import BUGS, parse_bugs
@@ -122,10 +121,6 @@ class PaxosServer(NodeServer):
 
     def _save_snapshot(self, snap: Snapshot) -> None:
         self.storage.save_snapshot(snap)
-
-    def _needs_leader(self, op: dict[str, Any]) -> bool:
-        # The stale-read bug lives in the core: read_index answers on any node.
-        return not (op["f"] == "read" and "stale-read" in self.bugs)
 
     def log_context(self) -> str:
         """The ballot round and role (``/status`` calls the round ``term``)."""

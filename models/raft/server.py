@@ -28,6 +28,7 @@ import asyncio
 import time
 from typing import Any
 
+from jepsenlike.models.consensus import LEADER
 from jepsenlike.models.kv import KVStore
 from jepsenlike.models.raft.bugs import BUGS, parse_bugs
 from jepsenlike.models.raft.core import (
@@ -116,8 +117,11 @@ class RaftServer(NodeServer):
         self.core.read_index(ctx, self.clock())
 
     def _serve_without_leader(self, op: dict[str, Any]) -> Result | None:
-        if op["f"] == "read" and "stale-read" in self.bugs:
-            return self.kv.apply(op)  # BUG: no ReadIndex, no leader
+        if op["f"] == "read" and "stale-read" in self.bugs and self.core is not None \
+                and self.core.role == LEADER:
+            # BUG: a leader answers from its own state machine without confirming that it
+            # still leads (no ReadIndex round, no lease); followers still forward to it.
+            return self.kv.apply(op)
         return None
 
     def _answer_before_commit(self, op: dict[str, Any]) -> Result | None:

@@ -30,7 +30,7 @@ def mem_run(store, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--nemesis", "partiton"], "jepsenlike: error: --nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, shard-move, slow"),
+        (["--nemesis", "partiton"], "jepsenlike: error: --nemesis: unknown nemesis 'partiton'; available: clock, flaky, flip-partition, kill, kill-cluster, kill-elected, leader-clock, leader-pause, partition, pause, shard-move, slow"),
         (["--system", "rafft"], "--system: unknown system 'rafft'; available: etcd, memory, paxos, raft, shardkv, zookeeper"),
         (["--workload", "bank"], "--workload: unknown workload 'bank'; available: append, register, set"),
         (["--nodes", "zero"], "--nodes: expected an integer, got 'zero'"),

@@ -37,7 +37,7 @@ def test_nemesis_none_means_no_faults():
 @pytest.mark.parametrize(
     "flags, message",
     [
-        ({"nemesis": "partiton"}, "--nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, shard-move, slow"),
+        ({"nemesis": "partiton"}, "--nemesis: unknown nemesis 'partiton'; available: clock, flaky, flip-partition, kill, kill-cluster, kill-elected, leader-clock, leader-pause, partition, pause, shard-move, slow"),
         ({"workload": "bank"}, "--workload: unknown workload 'bank'; available: append, register, set"),
         ({"routing": "sticky"}, "--routing: unknown routing 'sticky'; available: random, round-robin, weighted, leader"),
         ({"backend": "k8s"}, "--backend: unknown backend 'k8s'; available: docker, in-process, local"),
@@ -80,7 +80,7 @@ def test_toml_file_is_layered_under_flags(tmp_path):
 def test_toml_errors_name_the_file_and_key(tmp_path):
     f = tmp_path / "run.toml"
     f.write_text('system = "memory"\nnemesis = ["partiton"]\n')
-    with pytest.raises(ConfigError, match=r"run.toml: nemesis: unknown nemesis 'partiton'; available: clock, flaky, kill"):
+    with pytest.raises(ConfigError, match=r"run.toml: nemesis: unknown nemesis 'partiton'; available: clock, flaky, flip-partition, kill"):
         build_config({}, f)
     f.write_text('sytem = "memory"\n')
     with pytest.raises(ConfigError, match=r"unknown key 'sytem'; known keys: name, system"):

@@ -142,7 +142,7 @@ def test_packages_by_name_and_unknown_names():
     pkgs = build_packages(["kill", "pause"])
     assert [p.name for p in pkgs] == ["kill", "pause"]
     assert [op.f for p in pkgs for op in p.final] == ["start", "resume"]
-    with pytest.raises(ConfigError, match="unknown nemesis 'partiton'; available: clock, flaky, kill, partition, pause, shard-move, slow"):
+    with pytest.raises(ConfigError, match="unknown nemesis 'partiton'; available: clock, flaky, flip-partition, kill, kill-cluster, kill-elected, leader-clock, leader-pause, partition, pause, shard-move, slow"):
         build_packages(["partiton"])
 
 

@@ -324,13 +324,18 @@ def test_a_leader_read_waits_for_a_quorum_round():
     assert confirmed == [[], ["r1"]]
 
 
-def test_stale_read_bug_serves_a_follower_read_without_a_round():
+def test_stale_read_bug_serves_a_leader_read_without_a_round():
     c = SimCluster(3, seed=13, bugs=["stale-read"])
     leader = elect(c)
-    follower = next(i for i in c.ids if i != leader)
-    core = c.core(follower)
+    core = c.core(leader)
+    core.ready()
     core.read_index("r")
-    assert [r.ctx for r in core.ready().read_states] == ["r"]
+    rd = core.ready()
+    assert [r.ctx for r in rd.read_states] == ["r"]  # at once: no quorum round
+    assert not rd.messages
+    follower = c.core(next(i for i in c.ids if i != leader))
+    with pytest.raises(NotLeader):  # a follower still refuses (the server forwards)
+        follower.read_index("r2")
 
 
 def test_reads_are_dropped_when_the_leader_loses_its_ballot():

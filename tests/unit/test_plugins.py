@@ -59,7 +59,9 @@ def install(tmp_path, monkeypatch, dist: str, module: str, groups: dict[str, dic
 
 
 def test_builtins_are_registered_through_the_same_entry_points():
-    assert list(entries("nemesis"))[:7] == ["clock", "flaky", "kill", "partition", "pause", "shard-move", "slow"]
+    assert list(entries("nemesis"))[:12] == ["clock", "flaky", "flip-partition", "kill", "kill-cluster",
+                                             "kill-elected", "leader-clock", "leader-pause", "partition",
+                                             "pause", "shard-move", "slow"]
     assert {"raft", "paxos", "memory"} <= set(entries("systems"))
     assert {"register", "append", "set"} <= set(entries("workloads"))
     assert {"linearizable", "list-append", "set"} <= set(entries("checkers"))
@@ -86,7 +88,7 @@ def test_a_nemesis_plugin_loads_validates_and_builds(tmp_path, monkeypatch):
         load("nemesis", "noargs")
     with pytest.raises(PluginError, match=r"'gone' .*distribution noop-plugin\) failed to load: AttributeError"):
         load("nemesis", "gone")
-    with pytest.raises(ConfigError, match="unknown nemesis 'nope'; available: clock, flaky, kill, partition, pause, shard-move, slow"):
+    with pytest.raises(ConfigError, match="unknown nemesis 'nope'; available: clock, flaky, flip-partition, kill, kill-cluster, kill-elected, leader-clock, leader-pause, partition, pause, shard-move, slow"):
         build_packages(["nope"])
 
 
@@ -116,15 +118,15 @@ def test_list_shows_every_kind_with_descriptions_and_marks_broken_plugins(tmp_pa
     out = capsys.readouterr().out
     for title in ("Nemeses (--nemesis):", "Systems (--system):", "Workloads (--workload):", "Checkers (--checkers):"):
         assert title in out
-    assert "  partition   Cut peer traffic by a grudge" in out
+    assert "  partition       Cut peer traffic by a grudge" in out
     install(tmp_path, monkeypatch, "noop-plugin", "noop_plugin", {
         "jepsenlike.nemesis": {"noop": "noop_plugin:noop_package", "gone": "noop_plugin:missing"},
     })
     assert main(["list", "nemesis"]) == 255
     out = capsys.readouterr().out
     assert "Systems" not in out
-    assert "noop        Does nothing, loudly.  [noop-plugin]" in out
-    assert "gone        BROKEN: nemesis plugin 'gone'" in out
+    assert "noop            Does nothing, loudly.  [noop-plugin]" in out
+    assert "gone            BROKEN: nemesis plugin 'gone'" in out
     rows = {r.name: r for r in list_installed()["nemesis"]}
     assert rows["gone"].error and rows["noop"].error is None
 

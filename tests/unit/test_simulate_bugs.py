@@ -16,23 +16,26 @@ import pytest
 from jepsenlike.models.simsearch import run_schedule, search
 
 FAST = [
-    ("raft", "stale-read", 300),
     ("raft", "commit-old-term", 1000),
     ("paxos", "volatile-acceptor", 300),
     ("paxos", "no-adopt", 500),
-    ("paxos", "stale-read", 300),
+    ("paxos", "stale-read", 600),
     ("paxos", "non-unique-ballots", 300),
 ]
 SLOW = [
+    # Since stale-read is the leader's bug (2026-12) it needs a leader crash: found after
+    # about 700 schedules with seed 0, and its shrink needs more than the default 10 s
+    # on a loaded machine.
+    ("raft", "stale-read", 1000),
     ("raft", "early-ack", 2000),
     ("raft", "volatile-vote", 2000),
     ("raft", "lease-without-bound", 4000),
 ]
 
 
-def _found(system: str, bug: str, examples: int) -> None:
+def _found(system: str, bug: str, examples: int, shrink_limit: float = 10.0) -> None:
     res = search(system, frozenset({bug}), 3, seed=0, examples=examples, time_limit=None,
-                 shrink_limit=10.0)
+                 shrink_limit=shrink_limit)
     assert res.found is not None, f"{system} {bug}: nothing in {res.schedules} schedules"
     assert res.found.valid is False
     assert 0 < len(res.found.steps) <= 20, res.found.steps
@@ -49,7 +52,7 @@ def test_search_finds_and_shrinks(system: str, bug: str, examples: int) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(("system", "bug", "examples"), SLOW)
 def test_search_finds_and_shrinks_slow(system: str, bug: str, examples: int) -> None:
-    _found(system, bug, examples)
+    _found(system, bug, examples, shrink_limit=40.0 if bug == "stale-read" else 10.0)
 
 
 @pytest.mark.parametrize("system", ["raft", "paxos"])
