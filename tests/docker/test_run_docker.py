@@ -68,10 +68,10 @@ def test_correct_system_is_valid_under_every_fault_in_containers(clean_daemon, t
     assert ours(clean_daemon) == NOTHING
 
 
-def test_stale_read_bug_is_caught_under_partitions_in_containers(clean_daemon, tmp_path):
+def test_stale_read_bug_is_caught_under_leader_pause_in_containers(clean_daemon, tmp_path):
     verdicts = []
     for seed in (1, 2, 3):
-        p = run(tmp_path, "--system", "raft", "--bug", "stale-read", "--nemesis", "partition",
+        p = run(tmp_path, "--system", "raft", "--bug", "stale-read", "--nemesis", "leader-pause",
                 "--time-limit", "12", "--nemesis-interval", "1.5", "--seed", str(seed))
         verdicts.append(p.returncode)
         if p.returncode == 1:

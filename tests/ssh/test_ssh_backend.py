@@ -132,10 +132,10 @@ def test_raft_under_every_nemesis_is_valid_and_every_fault_fires(docker_client, 
     assert_clean(docker_client, hosts, within=2.0)
 
 
-def test_stale_read_bug_is_caught_under_partitions(docker_client, hosts, tmp_path):
+def test_stale_read_bug_is_caught_under_leader_pause(docker_client, hosts, tmp_path):
     codes = []
     for seed in (1, 2, 3):
-        p = run_ssh(hosts, tmp_path / str(seed), "--bug", "stale-read", "--nemesis", "partition",
+        p = run_ssh(hosts, tmp_path / str(seed), "--bug", "stale-read", "--nemesis", "leader-pause",
                     "--time-limit", "12", "--nemesis-interval", "1.5", "--seed", str(seed))
         codes.append(p.returncode)
         assert p.returncode in (0, 1), p.stdout + p.stderr
