@@ -13,9 +13,10 @@ each as its own process through the CLI, and measures per bug:
 * ``control_runs``, ``control_valid`` -- control runs (the same load without the
   fault the bug needs), and those whose verdict was valid;
 * ``median_detect_s`` -- over the caught runs, the seconds from the first nemesis
-  op of the history to the earliest op of the checker's failure evidence (the
-  ops of ``results.json``'s ``witness`` when it has one, else the ops the checker
-  names as not linearizable / in a cycle);
+  op of the history to the anomalous op: the latest op of ``results.json``'s
+  minimal ``witness`` when it has one (its other ops, e.g. the write a stale read
+  missed, may predate every fault), else the earliest of the ops the checker
+  names as not linearizable / in a cycle;
 * ``witness_ops`` -- median over the caught runs of the witness size: the ops of
   ``results.json``'s ``witness`` when present, else the failing key's op count.
 
@@ -153,7 +154,7 @@ def set_evidence(history: list[dict[str, Any]], workload: dict[str, Any]) -> lis
 
 
 def measure_run(run_dir: Path) -> tuple[float | None, int | None]:
-    """(seconds from the first nemesis op to the earliest evidence op, witness size) of an invalid run."""
+    """(seconds from the first nemesis op to the anomalous op, witness size) of an invalid run."""
     results = json.loads((run_dir / "results.json").read_text())
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines() if line.strip()]
     time_of = {h["index"]: h["time"] for h in history if isinstance(h.get("index"), int)}
@@ -162,9 +163,14 @@ def measure_run(run_dir: Path) -> tuple[float | None, int | None]:
     if not ev and (results.get("workload") or {}).get("name") == "set":
         ev = set_evidence(history, results["workload"])
     detect = None
-    if ev and first_fault is not None:
-        detect = round((min(time_of[i] for i in ev) - first_fault) / 1e9, 3)
     witness = results.get("witness")
+    if ev and first_fault is not None:
+        # A minimal witness holds the anomalous op and the ops that make it one (a stale
+        # read and the write it missed, which may predate every fault): the anomaly is seen
+        # at its latest op. Other evidence lists the anomalous ops themselves: the earliest.
+        has_witness = isinstance(witness, dict) and bool(witness.get("ops"))
+        seen = max(time_of[i] for i in ev) if has_witness else min(time_of[i] for i in ev)
+        detect = round((seen - first_fault) / 1e9, 3)
     if isinstance(witness, dict) and isinstance(witness.get("ops"), list) and witness["ops"]:
         size: int | None = len(witness["ops"])
     else:

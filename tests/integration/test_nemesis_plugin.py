@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,7 +58,9 @@ def jl(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Comp
 def test_the_installed_plugin_is_listed_with_its_distribution(plugin_env):
     p = jl(plugin_env, "list", "nemesis")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "crash-all  Crash every node at once (power loss), then recover them all.  [jepsenlike-crash-all]" in p.stdout
+    # Names are padded to the longest one listed, so the gap is not fixed.
+    assert re.search(r"^  crash-all +Crash every node at once \(power loss\), then recover them all\.  "
+                     r"\[jepsenlike-crash-all\]$", p.stdout, re.M), p.stdout
     # Without the plugin on the path it is not there.
     env = dict(plugin_env, PYTHONPATH="")
     assert "crash-all" not in jl(env, "list", "nemesis").stdout

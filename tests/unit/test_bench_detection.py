@@ -51,10 +51,15 @@ def test_detect_time_is_from_the_first_fault_to_the_earliest_evidence_op_and_siz
 
 
 def test_a_witness_when_present_decides_both(tmp_path):
-    d = _run_dir(tmp_path, {"valid": False, "witness": {"ops": [5, 7], "reason": "stale read"},
+    # The witness lists invocations: the write 7 (invoked at 3.0 s) and the stale read that
+    # missed it (3.5 s). The anomaly is seen at the read, the witness's latest op; its write
+    # may predate every fault, so the earliest op would understate (or go negative).
+    d = _run_dir(tmp_path, {"valid": False, "witness": {"ops": [4, 6], "reason": "stale read"},
                             "workload": {"key": 1, "failures": [{"key": 1, "op": {"index": 7}}]}})
     detect, size = bench.measure_run(d)
-    assert detect == pytest.approx(3.2 - 2.0) and size == 2
+    assert detect == pytest.approx(3.5 - 2.0) and size == 2
+    d = _run_dir(tmp_path, {"valid": False, "witness": {"ops": [0, 6], "reason": "stale read"}})
+    assert bench.measure_run(d)[0] == pytest.approx(3.5 - 2.0)
 
 
 def test_time_limit_replaces_the_documented_one_or_is_added():
