@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -294,21 +295,8 @@ def _graph_html(w: Witness, n: int) -> str:
         "show on timeline</button></p>",
     ]
     if rec.get("steps"):
-        svg = _cycle_svg(rec)
-        if svg:
-            parts.append(f'<div class="cycle-svg">{svg}</div>')
         names = {t.get("index"): t.get("name") for t in rec.get("txns") or []}
-        parts.append('<table class="edges"><thead><tr><th>edge</th><th>relation</th><th>why</th></tr>'
-                     "</thead><tbody>")
-        for s in rec["steps"]:
-            a, b = s.get("from"), s.get("to")
-            parts.append(
-                f"<tr><td>{_op_link(a, f'{names.get(a, a)} (op {a})')} &rarr; "
-                f"{_op_link(b, f'{names.get(b, b)} (op {b})')}</td>"
-                f'<td class="rel rel-{escape(str(s.get("rel")))}">{escape(str(s.get("rel")))}</td>'
-                f"<td>{escape(str(s.get('why')))}</td></tr>"
-            )
-        parts.append("</tbody></table>")
+        parts.append(_cycle_drawing_and_edges(rec, lambda a: _op_link(a, f"{names.get(a, a)} (op {a})")))
     if rec.get("txns"):
         parts.append('<table class="txns"><thead><tr><th>txn</th><th>op</th><th>process</th><th>type</th>'
                      "<th>value</th></tr></thead><tbody>")
@@ -360,6 +348,24 @@ def witnesses_html(witnesses: list[Witness], open_key: Any = None) -> str:
     return "\n".join(out)
 
 
+def _cycle_drawing_and_edges(rec: dict[str, Any], endpoint: Callable[[Any], str]) -> str:
+    """A cycle's drawing and its edge table, one row per edge; ``endpoint(index)`` is the
+    HTML naming an op at either end (a link in the anomaly list, a node-aware label in the
+    witness)."""
+    parts = []
+    svg = _cycle_svg(rec)
+    if svg:
+        parts.append(f'<div class="cycle-svg">{svg}</div>')
+    parts.append('<table class="edges"><thead><tr><th>edge</th><th>relation</th><th>why</th></tr>'
+                 "</thead><tbody>")
+    for s in rec["steps"]:
+        rel = escape(str(s.get("rel")))
+        parts.append(f"<tr><td>{endpoint(s.get('from'))} &rarr; {endpoint(s.get('to'))}</td>"
+                     f'<td class="rel rel-{rel}">{rel}</td><td>{escape(str(s.get("why")))}</td></tr>')
+    parts.append("</tbody></table>")
+    return "\n".join(parts)
+
+
 def _cycle_html(rec: dict[str, Any], details: list[dict[str, Any]] | None = None) -> str:
     """The graph checker's cycle over the witness: the drawing and one sentence per edge."""
     from jepsenlike.report.witness import cycle_labels
@@ -368,20 +374,9 @@ def _cycle_html(rec: dict[str, Any], details: list[dict[str, Any]] | None = None
     parts = [f'<div class="witness-cycle" id="witness-cycle"><h3>The dependency cycle ({escape(str(rec.get("type")))})'
              "</h3>"]
     if rec.get("steps"):
-        svg = _cycle_svg(rec)
-        if svg:
-            parts.append(f'<div class="cycle-svg">{svg}</div>')
         names = {t.get("index"): t.get("name") for t in rec.get("txns") or []}
-        parts.append('<table class="edges"><thead><tr><th>edge</th><th>relation</th><th>why</th></tr>'
-                     "</thead><tbody>")
-        for s in rec["steps"]:
-            a, b = s.get("from"), s.get("to")
-            parts.append(
-                f"<tr><td>{escape(str(names.get(a, a)))} ({escape(labels.get(a, f'op {a}'))}) &rarr; "
-                f"{escape(str(names.get(b, b)))} ({escape(labels.get(b, f'op {b}'))})</td>"
-                f'<td class="rel rel-{escape(str(s.get("rel")))}">{escape(str(s.get("rel")))}</td>'
-                f"<td>{escape(str(s.get('why')))}</td></tr>")
-        parts.append("</tbody></table>")
+        parts.append(_cycle_drawing_and_edges(
+            rec, lambda a: f"{escape(str(names.get(a, a)))} ({escape(labels.get(a, f'op {a}'))})"))
     if rec.get("explanation"):
         parts.append(f'<p class="muted">{escape(str(rec["explanation"]))}</p>')
     parts.append("</div>")
