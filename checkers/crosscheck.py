@@ -32,7 +32,8 @@ from jepsenlike.checkers.result import UNKNOWN, Result, Validity, check_safe
 from jepsenlike.checkers.specs import Spec
 from jepsenlike.history import History, Op
 
-__all__ = ["GRAPH_MODELS", "blocked_op", "graph_doc", "graph_check", "reconcile", "witness_doc", "witness_key", "witness_where"]
+__all__ = ["GRAPH_MODELS", "blocked_op", "explain_violation", "graph_doc", "graph_check", "reconcile", "witness_doc",
+           "witness_key", "witness_where"]
 
 GRAPH_MODELS = ("register", "cas-register")
 
@@ -128,6 +129,17 @@ def witness_doc(history: History, spec: Spec, key: Any = None, *, blocked: int |
         if cycle is not None:
             w["cycle"] = cycle
     return w
+
+
+def explain_violation(history: History, spec: Spec, search: Result | None,
+                      graph: Result | None) -> dict[str, Any] | None:
+    """``results.json``'s ``witness`` for a violation the search or the graph found: the
+    key and starting op taken from their results; a crash while shrinking is reported in
+    the witness (``{"error": ...}``), never raised: the verdict stands without it."""
+    try:
+        return witness_doc(history, spec, witness_key(search, graph), blocked=blocked_op(search, graph))
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 _OP_REF = re.compile(r"\bop (\d+)\b")

@@ -139,12 +139,10 @@ def cross_check(workload: Workload, hist: Any, test_doc: dict[str, Any], search:
     """
     from jepsenlike.checkers.crosscheck import (
         GRAPH_MODELS,
-        blocked_op,
+        explain_violation,
         graph_check,
         graph_doc,
         reconcile,
-        witness_doc,
-        witness_key,
     )
     from jepsenlike.checkers.specs import get_spec
 
@@ -158,10 +156,7 @@ def cross_check(workload: Workload, hist: Any, test_doc: dict[str, Any], search:
     if disagreement:
         out["disagreement"] = disagreement
     if search.valid is False or graph.valid is False:
-        try:
-            w = witness_doc(hist, spec, witness_key(search, graph), blocked=blocked_op(search, graph))
-        except Exception as e:  # a witness is an explanation; the verdict stands without it
-            w = {"error": f"{type(e).__name__}: {e}"}
+        w = explain_violation(hist, spec, search, graph)
         if w is not None:
             out["witness"] = w
     return out

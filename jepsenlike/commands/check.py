@@ -290,12 +290,10 @@ def write_check_report(
     """Write a run-shaped directory for one checked file; returns the (reconciled) result."""
     from jepsenlike.checkers.crosscheck import (
         GRAPH_MODELS,
-        blocked_op,
+        explain_violation,
         graph_check,
         graph_doc,
         reconcile,
-        witness_doc,
-        witness_key,
         witness_where,
     )
     from jepsenlike.history_io import write_history
@@ -325,11 +323,7 @@ def write_check_report(
             explanation = disagreement["message"] + "\n" + explanation
             print(f"jepsenlike: {path}: {disagreement['message']}", file=sys.stderr)
     if valid is False:
-        key = witness_key(search, graph) if search is not None or graph is not None else None
-        try:
-            w = witness_doc(history, spec, key, blocked=blocked_op(search, graph))
-        except Exception as e:  # an explanation only: the verdict stands without it
-            w = {"error": f"{type(e).__name__}: {e}"}
+        w = explain_violation(history, spec, search, graph)
         if w is not None:
             results["witness"] = w
             if w.get("reason"):
